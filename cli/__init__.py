@@ -1,0 +1,1 @@
+"""The ``hadcore`` command line (installed as the ``hadcore_cli`` package)."""

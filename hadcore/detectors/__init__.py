@@ -1,0 +1,1 @@
+"""Built-in detectors, one per module. Importing this package imports none of them."""

@@ -1,0 +1,67 @@
+"""The detector registry: name -> class, imported lazily.
+
+Built-in detectors are listed explicitly below (``name: "module:Class"``), so that importing hadcore
+imports no detector module and no optional dependency. Third-party packages add detectors through the
+entry-point group ``hadcore.detectors`` (``name = "package.module:Class"``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Dict, List, Type
+
+from .errors import ParameterError
+
+__all__ = ["list_detectors", "get_detector", "get_detector_class", "ENTRY_POINT_GROUP"]
+
+ENTRY_POINT_GROUP = "hadcore.detectors"
+
+#: built-in detectors: registry name -> "module:Class" (one detector per module)
+_BUILTIN: Dict[str, str] = {
+    "rx": "hadcore.detectors.rx:RX",
+    "lrx": "hadcore.detectors.lrx:LRX",
+}
+
+
+def _entry_points() -> Dict[str, str]:
+    from importlib.metadata import entry_points
+
+    try:
+        eps = entry_points(group=ENTRY_POINT_GROUP)
+    except TypeError:  # pragma: no cover - Python < 3.10
+        eps = entry_points().get(ENTRY_POINT_GROUP, [])
+    return {ep.name: ep.value for ep in eps if ep.name not in _BUILTIN}
+
+
+def _all() -> Dict[str, str]:
+    table = dict(_BUILTIN)
+    table.update(_entry_points())
+    return table
+
+
+def list_detectors() -> List[str]:
+    """Names of every registered detector, sorted."""
+    return sorted(_all())
+
+
+def get_detector_class(name: str) -> Type:
+    """The detector class registered as ``name``."""
+    from .base import Detector
+
+    table = _all()
+    key = str(name).strip().lower()
+    if key not in table:
+        raise ParameterError(f"unknown detector {name!r}; available: {', '.join(sorted(table))}")
+    module_name, _, cls_name = table[key].partition(":")
+    try:
+        cls = getattr(importlib.import_module(module_name), cls_name)
+    except (ImportError, AttributeError) as exc:
+        raise ParameterError(f"detector {key!r} could not be loaded from {table[key]}: {exc}") from exc
+    if not (isinstance(cls, type) and issubclass(cls, Detector)):
+        raise ParameterError(f"detector {key!r}: {table[key]} is not a hadcore Detector")
+    return cls
+
+
+def get_detector(name: str, **params):
+    """An instance of detector ``name`` with ``params`` validated against its declaration."""
+    return get_detector_class(name)(**params)
