@@ -1,0 +1,439 @@
+"""Raster input and output for the CLI (rasterio; imported only when this module is used).
+
+Reads any raster GDAL reads (GeoTIFF, ENVI, ...) and the benchmark formats ``.npz`` (``cube``, ``gt``) and
+``.mat`` (``data``, ``map``) into (H, W, B); writes score layers and cubes as GeoTIFF. Every file is written
+under a temporary name in the target folder and renamed when complete, so a failure never leaves a half
+-written output, and an existing output is kept unless ``overwrite`` is set.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional, Sequence
+
+import numpy as np
+
+from . import __version__
+from .bands import select_bands
+from .errors import FileError, InputError, OverwriteError
+
+__all__ = [
+    "Raster",
+    "read_raster",
+    "write_scores",
+    "write_cube",
+    "atomic_output",
+    "check_output",
+    "ground_truth_path",
+]
+
+ARRAY_SUFFIXES = (".npz", ".mat")
+
+
+@dataclass
+class Raster:
+    """A cube with its georeference.
+
+    ``cube`` (H, W, B) float32; ``mask`` (H, W) bool (True = valid: not nodata in every band, finite in
+    every band, not all zeros);
+    ``crs``/``transform`` (rasterio objects, None/identity for arrays without georeference); ``nodata`` of the
+    source; ``wavelengths`` (B,) or None; ``gt`` (H, W) uint8 ground truth when the file carries one.
+    """
+
+    cube: np.ndarray
+    mask: np.ndarray
+    crs: Any = None
+    transform: Any = None
+    nodata: Optional[float] = None
+    wavelengths: Optional[np.ndarray] = None
+    wavelength_units: Optional[str] = None
+    band_names: List[str] = field(default_factory=list)
+    band_indices: List[int] = field(default_factory=list)
+    gt: Optional[np.ndarray] = None
+    path: Optional[str] = None
+    n_source_bands: int = 0
+
+    @property
+    def shape(self):
+        return self.cube.shape
+
+
+# ---------------------------------------------------------------------------------------------- reading
+def read_raster(
+    path,
+    bands: Optional[str] = None,
+    wavelength_range: Optional[Sequence[float]] = None,
+    bad_bands: Optional[str] = None,
+    read_gt: bool = True,
+) -> Raster:
+    """Read a hyperspectral raster into a :class:`Raster` (see the module docstring for formats).
+
+    ``bands``: 1-based spec (``"1-50,60"``); ``wavelength_range``: (lo, hi) in the raster's wavelength unit;
+    ``bad_bands``: 1-based spec of bands to drop.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise FileError(f"input not found: {path}")
+    if p.is_dir():
+        raise FileError(f"input is a folder, not a raster: {path}")
+    suffix = p.suffix.lower()
+    if suffix in ARRAY_SUFFIXES:
+        cube, gt = _read_array_file(p)
+        H, W, B = cube.shape
+        idx = select_bands(B, bands, wavelength_range, None, bad_bands)
+        cube = np.ascontiguousarray(cube[:, :, idx], dtype=np.float32)
+        r = Raster(cube=cube, mask=_valid_mask(cube, None), gt=gt if read_gt else None, path=str(p),
+                   band_indices=idx, band_names=[f"band {i + 1}" for i in idx], n_source_bands=B)
+        return r
+    return _read_gdal(p, bands, wavelength_range, bad_bands, read_gt)
+
+
+def _read_array_file(p: Path):
+    if p.suffix.lower() == ".npz":
+        try:
+            with np.load(p, allow_pickle=False) as z:
+                keys = set(z.files)
+                ck = "cube" if "cube" in keys else "data" if "data" in keys else None
+                if ck is None:
+                    raise FileError(f"{p}: a .npz scene needs an array 'cube' (or 'data'); it has {sorted(keys)}")
+                cube = np.asarray(z[ck])
+                gk = "gt" if "gt" in keys else "map" if "map" in keys else None
+                gt = np.asarray(z[gk]) if gk else None
+        except (OSError, ValueError) as exc:
+            raise FileError(f"cannot read {p}: {exc}") from None
+    else:
+        from scipy.io import loadmat
+
+        try:
+            m = loadmat(str(p))
+        except NotImplementedError:
+            raise FileError(f"{p}: MATLAB v7.3 (HDF5) files are not supported; save with -v7") from None
+        except Exception as exc:  # scipy raises assorted errors for corrupt files
+            raise FileError(f"cannot read {p}: {exc}") from None
+        keys = [k for k in m if not k.startswith("__")]
+        ck = "data" if "data" in m else "cube" if "cube" in m else None
+        if ck is None:
+            raise FileError(f"{p}: a .mat scene needs a variable 'data'; it has {keys}")
+        cube = np.asarray(m[ck])
+        gk = "map" if "map" in m else "gt" if "gt" in m else None
+        gt = np.asarray(m[gk]) if gk else None
+    if cube.ndim == 2:
+        cube = cube[:, :, None]
+    if cube.ndim != 3:
+        raise InputError(f"{p}: expected a (H, W, B) cube, got shape {cube.shape}")
+    if gt is not None:
+        if gt.shape != cube.shape[:2]:
+            raise InputError(f"{p}: ground truth shape {gt.shape} does not match the cube {cube.shape[:2]}")
+        gt = (gt > 0).astype(np.uint8)
+    return cube, gt
+
+
+def _valid_mask(cube: np.ndarray, nodata) -> np.ndarray:
+    valid = np.isfinite(cube).all(axis=2) & (cube != 0).any(axis=2)
+    if nodata is not None and not np.isnan(nodata):
+        # nodata marks pixels outside the footprint: all bands equal to it (a single band at that value,
+        # e.g. 0 DN, is a real measurement)
+        valid &= ~(cube == nodata).all(axis=2)
+    return valid
+
+
+def _parse_wavelengths(src, n: int):
+    """Band centre wavelengths from per-band tags, the ENVI domain, or numeric band descriptions."""
+    units = None
+    vals = []
+    for i in range(1, n + 1):
+        tags = {k.lower(): v for k, v in src.tags(i).items()}
+        if "wavelength" in tags:
+            try:
+                vals.append(float(tags["wavelength"]))
+            except ValueError:
+                vals = []
+                break
+            units = units or tags.get("wavelength_units")
+        else:
+            vals = []
+            break
+    if len(vals) == n:
+        return np.asarray(vals), units
+    envi = {k.lower(): v for k, v in src.tags(ns="ENVI").items()} if "ENVI" in (src.tag_namespaces() or []) else {}
+    if "wavelength" in envi:
+        nums = re.findall(r"[-+]?\d*\.?\d+(?:[eE][-+]?\d+)?", envi["wavelength"])
+        if len(nums) == n:
+            return np.asarray([float(x) for x in nums]), envi.get("wavelength_units")
+    desc = src.descriptions
+    try:
+        if desc and all(d for d in desc):
+            nums = [float(re.findall(r"[-+]?\d*\.?\d+", d)[-1]) for d in desc]
+            if len(nums) == n and np.all(np.diff(nums) > 0):
+                return np.asarray(nums), None
+    except (IndexError, ValueError):
+        pass
+    return None, None
+
+
+def _read_gdal(p: Path, bands, wavelength_range, bad_bands, read_gt) -> Raster:
+    import rasterio
+    from rasterio.errors import RasterioIOError
+
+    try:
+        src = rasterio.open(p)
+    except RasterioIOError as exc:
+        raise FileError(f"cannot read {p} as a raster: {str(exc).splitlines()[0]}") from None
+    with src, warnings.catch_warnings():
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        n = src.count
+        wl, units = _parse_wavelengths(src, n)
+        idx = select_bands(n, bands, wavelength_range, wl, bad_bands)
+        data = src.read(indexes=[i + 1 for i in idx], out_dtype=np.float32)  # (B, H, W)
+        cube = np.ascontiguousarray(np.moveaxis(data, 0, -1))
+        del data
+        nodata = src.nodata
+        r = Raster(
+            cube=cube,
+            mask=_valid_mask(cube, nodata),
+            crs=src.crs,
+            transform=src.transform,
+            nodata=nodata,
+            wavelengths=None if wl is None else wl[idx],
+            wavelength_units=units,
+            band_names=[src.descriptions[i] or f"band {i + 1}" for i in idx],
+            band_indices=idx,
+            path=str(p),
+            n_source_bands=n,
+        )
+    if read_gt:
+        gp = ground_truth_path(p)
+        if gp is not None:
+            r.gt = read_ground_truth(gp, cube.shape[:2])
+    return r
+
+
+def ground_truth_path(p) -> Optional[Path]:
+    """The sibling ground-truth raster of a scene (``<stem>_gt.tif``), if any."""
+    p = Path(p)
+    for cand in (p.with_name(p.stem + "_gt" + p.suffix), p.with_name(p.stem + "_gt.tif")):
+        if cand.exists() and cand != p:
+            return cand
+    return None
+
+
+def read_ground_truth(path, shape=None) -> np.ndarray:
+    """A ground-truth raster (first band; > 0 = anomaly), or the gt array of an .npz/.mat scene."""
+    p = Path(path)
+    if not p.exists():
+        raise FileError(f"ground truth not found: {path}")
+    if p.suffix.lower() in ARRAY_SUFFIXES:
+        _, gt = _read_array_file(p)
+        if gt is None:
+            raise FileError(f"{p} holds no ground truth ('gt' or 'map')")
+    else:
+        import rasterio
+        from rasterio.errors import RasterioIOError
+
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+                with rasterio.open(p) as src:
+                    gt = (src.read(1) > 0).astype(np.uint8)
+        except RasterioIOError as exc:
+            raise FileError(f"cannot read {p} as a raster: {str(exc).splitlines()[0]}") from None
+    if shape is not None and gt.shape != tuple(shape):
+        raise InputError(f"ground truth {p.name} is {gt.shape[0]} x {gt.shape[1]}, the scores are {shape[0]} x {shape[1]}")
+    return gt
+
+
+def read_scores(path):
+    """A score layer written by :func:`write_scores`: (scores float64 with NaN = nodata, profile, tags)."""
+    import rasterio
+    from rasterio.errors import RasterioIOError
+
+    p = Path(path)
+    if not p.exists():
+        raise FileError(f"score layer not found: {path}")
+    if p.suffix.lower() in ARRAY_SUFFIXES:
+        raise FileError(f"{p} is a scene, not a score layer (a single-band raster)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+            with rasterio.open(p) as src:
+                if src.count != 1:
+                    raise InputError(f"{p.name}: a score layer has 1 band, this raster has {src.count}")
+                s = src.read(1).astype(np.float64)
+                if src.nodata is not None:
+                    s[s == src.nodata] = np.nan
+                return s, dict(crs=src.crs, transform=src.transform, nodata=src.nodata), src.tags()
+    except RasterioIOError as exc:
+        raise FileError(f"cannot read {p} as a raster: {str(exc).splitlines()[0]}") from None
+
+
+# ---------------------------------------------------------------------------------------------- writing
+def check_output(path, overwrite: bool) -> Path:
+    """Refuse to replace an existing output unless ``overwrite``; make sure its folder exists."""
+    p = Path(path)
+    if p.exists() and not overwrite:
+        raise OverwriteError(f"{p} exists; use --overwrite to replace it")
+    if not p.parent.exists():
+        raise FileError(f"output folder does not exist: {p.parent}")
+    return p
+
+
+@contextlib.contextmanager
+def atomic_output(path, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success rename it (and its sidecars) to ``path``.
+
+    Works for multi-file formats (Shapefile): every file written as ``<tmpstem>.*`` in the temporary
+    folder is moved to ``<stem>.*``. On any error nothing is left behind and an existing output is untouched.
+    """
+    final = check_output(path, overwrite)
+    tmpdir = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    tmp = tmpdir / final.name
+    try:
+        yield tmp
+        produced = sorted(tmpdir.iterdir())
+        if not tmp.exists():
+            raise FileError(f"writing {final} produced no file")
+        for f in produced:
+            target = final.with_name(final.stem + f.name[len(tmp.stem):])
+            if overwrite and target.is_dir():
+                shutil.rmtree(target)
+            os.replace(f, target)
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+def _profile(height, width, count, crs, transform, nodata, dtype="float32") -> Dict[str, Any]:
+    from affine import Affine
+
+    prof = dict(
+        driver="GTiff",
+        height=height,
+        width=width,
+        count=count,
+        dtype=dtype,
+        crs=crs,
+        transform=transform if transform is not None else Affine.identity(),
+        nodata=nodata,
+        compress="deflate",
+        predictor=3 if dtype.startswith("float") else 2,
+        interleave="band" if count > 1 else "pixel",
+    )
+    if height >= 16 and width >= 16:
+        bs = 256 if min(height, width) >= 256 else 16 * max(1, min(height, width) // 16)
+        prof.update(tiled=True, blockxsize=bs, blockysize=bs)
+    return prof
+
+
+def score_nodata(scores: np.ndarray, input_nodata: Optional[float]) -> float:
+    """Nodata value of a score layer: the input's, when it has one, else NaN."""
+    if input_nodata is None or np.isnan(input_nodata):
+        return float("nan")
+    return float(np.float32(input_nodata))
+
+
+def write_scores(
+    path,
+    scores: np.ndarray,
+    *,
+    crs=None,
+    transform=None,
+    input_nodata: Optional[float] = None,
+    detector: str = "",
+    params: Optional[Dict[str, Any]] = None,
+    n_bands: Optional[int] = None,
+    normalize: bool = False,
+    overwrite: bool = False,
+    extra_tags: Optional[Dict[str, Any]] = None,
+) -> Path:
+    """Write an anomaly score map as a single-band float32 GeoTIFF.
+
+    CRS and transform are the input's; invalid (NaN) pixels get the input's nodata value when it has one
+    (valid scores that happen to equal it are moved one float32 step up so they stay valid), else NaN.
+    ``normalize`` scales valid scores to [0, 1]. Tags record the detector, its parameters, the band count
+    and the hadcore version.
+    """
+    import json
+
+    import rasterio
+
+    s = np.asarray(scores, dtype=np.float32)
+    if s.ndim != 2:
+        raise InputError(f"scores must be 2-D, got shape {s.shape}")
+    valid = np.isfinite(s)
+    s = s.copy()
+    if normalize and valid.any():
+        lo, hi = float(s[valid].min()), float(s[valid].max())
+        s[valid] = (s[valid] - lo) / (hi - lo) if hi > lo else 0.0
+    nd = score_nodata(s, input_nodata)
+    if not np.isnan(nd):
+        clash = valid & (s == np.float32(nd))
+        s[clash] = np.nextafter(np.float32(nd), np.float32(np.inf))
+    s[~valid] = nd
+    tags = {
+        "hadcore_version": __version__,
+        "detector": detector,
+        "parameters": json.dumps(params or {}, sort_keys=True, default=str),
+        "normalized": str(bool(normalize)).lower(),
+        "higher_is_more_anomalous": "true",
+    }
+    if n_bands:
+        tags["bands"] = str(int(n_bands))
+    if extra_tags:
+        tags.update({k: str(v) for k, v in extra_tags.items()})
+    prof = _profile(s.shape[0], s.shape[1], 1, crs, transform, nd)
+    with atomic_output(path, overwrite) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        with rasterio.open(tmp, "w", **prof) as dst:
+            dst.write(s, 1)
+            dst.set_band_description(1, f"{detector} anomaly score" + (" (0-1)" if normalize else ""))
+            dst.update_tags(**tags)
+    return Path(path)
+
+
+def write_cube(
+    path,
+    cube: np.ndarray,
+    *,
+    crs=None,
+    transform=None,
+    wavelengths: Optional[Sequence[float]] = None,
+    wavelength_units: str = "micrometers",
+    nodata: Optional[float] = None,
+    band_names: Optional[Sequence[str]] = None,
+    overwrite: bool = False,
+    tags: Optional[Dict[str, Any]] = None,
+) -> Path:
+    """Write a (H, W, B) cube (or (H, W) image) as a GeoTIFF; wavelengths go to per-band tags."""
+    import rasterio
+
+    c = np.asarray(cube)
+    if c.ndim == 2:
+        c = c[:, :, None]
+    if c.ndim != 3:
+        raise InputError(f"expected a (H, W, B) cube, got shape {c.shape}")
+    H, W, B = c.shape
+    if wavelengths is not None and len(wavelengths) != B:
+        raise InputError(f"{len(wavelengths)} wavelengths for {B} bands")
+    dtype = np.dtype(c.dtype).name
+    if dtype not in ("uint8", "uint16", "int16", "uint32", "int32", "float32", "float64"):
+        c, dtype = c.astype(np.float32), "float32"
+    prof = _profile(H, W, B, crs, transform, nodata, dtype)
+    with atomic_output(path, overwrite) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        with rasterio.open(tmp, "w", **prof) as dst:
+            dst.write(np.moveaxis(c, -1, 0))
+            for i in range(B):
+                if band_names is not None:
+                    dst.set_band_description(i + 1, str(band_names[i]))
+                elif wavelengths is not None:
+                    dst.set_band_description(i + 1, f"{float(wavelengths[i]):.4f} {wavelength_units}")
+                if wavelengths is not None:
+                    dst.update_tags(i + 1, wavelength=f"{float(wavelengths[i]):.6g}", wavelength_units=wavelength_units)
+            dst.update_tags(hadcore_version=__version__, **{k: str(v) for k, v in (tags or {}).items()})
+    return Path(path)
