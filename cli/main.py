@@ -178,6 +178,9 @@ def detect_cmd(name, inputs, output, out_dir, params, bands, wavelengths, bad_ba
     results = []
     for inp, score_out, vec_out in jobs:
         raster = read_raster(inp, bands=bands, wavelength_range=wl_range, bad_bands=bad_bands)
+        if raster.cube.shape[2] < det.min_bands:
+            raise hadcore.InputError(f"{det.name}: needs at least {det.min_bands} bands, got "
+                                     f"{raster.cube.shape[2]} in {Path(inp).name}")
         with ProgressBar(f"{det.name} {Path(inp).name}", quiet) as bar:
             try:
                 scores = det.detect(raster.cube, raster.mask, progress=bar)

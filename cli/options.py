@@ -54,14 +54,14 @@ def parse_range(text: Optional[str]) -> Optional[Tuple[float, float]]:
 
 
 class ProgressBar:
-    """A tqdm bar on stderr fed by hadcore's fraction callbacks; silent when quiet or not a terminal stream."""
+    """A tqdm bar on stderr fed by hadcore's fraction callbacks; off with -q or when stderr is not a terminal."""
 
     def __init__(self, desc: str, quiet: bool):
         self._bar = None
         if not quiet:
             from tqdm import tqdm
 
-            self._bar = tqdm(total=1000, desc=desc, file=sys.stderr, leave=False,
+            self._bar = tqdm(total=1000, desc=desc, file=sys.stderr, leave=False, disable=None,
                              bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}")
 
     def __call__(self, fraction: float, message=None) -> None:

@@ -54,7 +54,8 @@ def detections_to_frame(
             geoms.setdefault(int(value), []).append(shape(geom))
     rows = []
     for d in table:
-        x, y = T * (d["peak_col"] + 0.5, d["peak_row"] + 0.5)
+        col, row = d["peak_col"] + 0.5, d["peak_row"] + 0.5  # centre of the peak pixel
+        x, y = T.c + T.a * col + T.b * row, T.f + T.d * col + T.e * row
         parts = geoms[d["id"]]
         rows.append(
             {
