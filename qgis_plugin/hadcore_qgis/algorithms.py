@@ -1,0 +1,519 @@
+"""Processing algorithms: one per registry detector (generated), vectorize, evaluate.
+
+Parameter names follow QGIS conventions: ``INPUT``, ``BANDS``, ``SCALE``, ``OUTPUT``, ``THRESHOLD``,
+``CONNECTIVITY``, ``MIN_SIZE``, ``DETECTIONS``; a detector parameter ``ridge`` becomes ``RIDGE`` (and
+``DETECTOR_<NAME>`` if it would clash with a common name). Every value is validated by the detector's own
+:meth:`hadcore.params.Param.coerce`; hadcore errors become ``QgsProcessingException``.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import time
+
+import numpy as np
+from qgis.core import (
+    QgsFeature,
+    QgsFeatureSink,
+    QgsField,
+    QgsFields,
+    QgsGeometry,
+    QgsProcessing,
+    QgsProcessingAlgorithm,
+    QgsProcessingException,
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFeatureSink,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
+    QgsWkbTypes,
+)
+from qgis.PyQt.QtCore import QCoreApplication, QVariant
+
+from . import gdal_io
+from .helptext import detector_help, family_group
+from .loader import load_hadcore
+
+COMMON_NAMES = ("INPUT", "BANDS", "SCALE", "OUTPUT", "THRESHOLD", "CONNECTIVITY", "MIN_SIZE", "DETECTIONS",
+                "N_DETECTIONS", "SECONDS")
+CONNECTIVITY_OPTIONS = ["8 (corners touch)", "4 (edges only)"]
+DEFAULT_THRESHOLD = "percentile:99.5"
+
+
+def tr(text: str) -> str:
+    return QCoreApplication.translate("hadcore", text)
+
+
+def qgis_param_name(name: str) -> str:
+    """QGIS parameter name of a detector parameter: upper case, prefixed if it clashes."""
+    up = name.upper()
+    return f"DETECTOR_{up}" if up in COMMON_NAMES else up
+
+
+def _hc():
+    hc, error = load_hadcore()
+    if hc is None:
+        raise QgsProcessingException(error)
+    return hc
+
+
+class _Base(QgsProcessingAlgorithm):
+    def tr(self, text):
+        return tr(text)
+
+    def _raster(self, parameters, name, context):
+        layer = self.parameterAsRasterLayer(parameters, name, context)
+        if layer is None:
+            raise QgsProcessingException(self.invalidRasterError(parameters, name))
+        if layer.providerType() != "gdal":
+            raise QgsProcessingException(
+                f"{name}: layer {layer.name()!r} is not a GDAL raster (provider {layer.providerType()!r})"
+            )
+        try:
+            ds = gdal_io.open_raster(layer.dataProvider().dataSourceUri())
+        except gdal_io.RasterIOError as exc:
+            raise QgsProcessingException(str(exc)) from None
+        return layer, ds
+
+    @staticmethod
+    def _progress(feedback, start: float, stop: float):
+        hc = _hc()
+
+        def callback(fraction, message=None):
+            feedback.setProgress(start + (stop - start) * fraction)
+
+        return hc.Progress(callback, feedback.isCanceled)
+
+
+def detection_fields() -> QgsFields:
+    fields = QgsFields()
+    fields.append(QgsField("id", QVariant.Int))
+    fields.append(QgsField("pixels", QVariant.Int))
+    for name in ("area", "peak", "mean", "peak_x", "peak_y"):
+        fields.append(QgsField(name, QVariant.Double))
+    return fields
+
+
+def write_detections(sink, labels, table, info, connectivity, feedback) -> int:
+    """Polygonize ``labels`` (GDAL) and add one multipolygon feature per detection to ``sink``."""
+    polys = gdal_io.polygonize_labels(labels, info, connectivity=connectivity)
+    fields = detection_fields()
+    n = 0
+    for row in table:
+        if feedback.isCanceled():
+            break
+        parts = [QgsGeometry.fromWkt(w) for w in polys.get(row["id"], [])]
+        if not parts:
+            continue
+        geom = parts[0] if len(parts) == 1 else QgsGeometry.collectGeometry(parts)
+        geom.convertToMultiType()
+        x, y = info.pixel_centre(row["peak_row"], row["peak_col"])
+        feat = QgsFeature(fields)
+        feat.setGeometry(geom)
+        feat.setAttributes([int(row["id"]), int(row["pixels"]), float(row["pixels"] * info.pixel_area),
+                            float(row["peak"]), float(row["mean"]), float(x), float(y)])
+        sink.addFeature(feat, QgsFeatureSink.FastInsert)
+        n += 1
+    return n
+
+
+def _add_detection_params(alg, with_sink_optional: bool):
+    alg.addParameter(QgsProcessingParameterString(
+        "THRESHOLD", tr("Threshold (percentile:P | value:X | top:N | otsu | fpr:R)"),
+        defaultValue=DEFAULT_THRESHOLD, optional=with_sink_optional))
+    alg.addParameter(QgsProcessingParameterEnum(
+        "CONNECTIVITY", tr("Pixel connectivity of a detection"), options=CONNECTIVITY_OPTIONS, defaultValue=0))
+    alg.addParameter(QgsProcessingParameterNumber(
+        "MIN_SIZE", tr("Smallest detection (pixels)"), QgsProcessingParameterNumber.Integer,
+        defaultValue=1, minValue=1))
+
+
+class DetectorAlgorithm(_Base):
+    """A hadcore detector as a Processing algorithm, generated from its declaration."""
+
+    def __init__(self, detector_name: str):
+        super().__init__()
+        self._name = detector_name
+        self._cls = _hc().get_detector_class(detector_name)
+
+    def createInstance(self):
+        return DetectorAlgorithm(self._name)
+
+    def name(self):
+        return self._name
+
+    def displayName(self):
+        return self._cls.title or self._name
+
+    def group(self):
+        return family_group(self._cls.family)
+
+    def groupId(self):
+        return self._cls.family
+
+    def shortDescription(self):
+        return self._cls.summary
+
+    def shortHelpString(self):
+        return detector_help(self._cls, qgis_param_name)
+
+    def tags(self):
+        return ["hyperspectral", "anomaly", "detection", self._name, self._cls.family]
+
+    # ------------------------------------------------------------------ parameters
+    def initAlgorithm(self, config=None):
+        self.addParameter(QgsProcessingParameterRasterLayer("INPUT", tr("Hyperspectral raster")))
+        bands = QgsProcessingParameterString("BANDS", tr("Bands (1-based, e.g. 1-50,60; empty = all)"),
+                                             defaultValue="", optional=True)
+        self.addParameter(bands)
+        for p in self._cls.params:
+            self.addParameter(_qgis_parameter(p))
+        self.addParameter(QgsProcessingParameterBoolean("SCALE", tr("Scale scores to 0-1"), defaultValue=False))
+        self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", tr("Anomaly scores")))
+        _add_detection_params(self, with_sink_optional=True)
+        self.addParameter(QgsProcessingParameterFeatureSink(
+            "DETECTIONS", tr("Detections"), QgsProcessing.TypeVectorPolygon, optional=True, createByDefault=False))
+        self.addOutput(QgsProcessingOutputNumber("N_DETECTIONS", tr("Number of detections")))
+        self.addOutput(QgsProcessingOutputNumber("SECONDS", tr("Detector run time (s)")))
+
+    def _detector_values(self, parameters, context):
+        values = {}
+        for p in self._cls.params:
+            qn = qgis_param_name(p.name)
+            raw = parameters.get(qn)
+            if p.optional and (raw is None or (isinstance(raw, str) and raw.strip() == "")):
+                values[p.name] = None
+            elif p.type == "int":
+                values[p.name] = self.parameterAsInt(parameters, qn, context)
+            elif p.type == "float":
+                values[p.name] = self.parameterAsDouble(parameters, qn, context)
+            elif p.type == "bool":
+                values[p.name] = self.parameterAsBool(parameters, qn, context)
+            elif p.type == "choice":
+                values[p.name] = list(p.choices)[self.parameterAsEnum(parameters, qn, context)]
+            elif p.type == "path":
+                values[p.name] = self.parameterAsFile(parameters, qn, context) or p.default
+            else:
+                values[p.name] = self.parameterAsString(parameters, qn, context)
+        return values
+
+    # ------------------------------------------------------------------ run
+    def processAlgorithm(self, parameters, context, feedback):
+        hc = _hc()
+        try:
+            return self._run(hc, parameters, context, feedback)
+        except hc.Cancelled:
+            raise QgsProcessingException(tr("Cancelled by the user")) from None
+        except (hc.HadcoreError, gdal_io.RasterIOError) as exc:
+            raise QgsProcessingException(str(exc)) from None
+
+    def _run(self, hc, parameters, context, feedback):
+        from hadcore.bands import parse_band_spec
+
+        layer, ds = self._raster(parameters, "INPUT", context)
+        info = gdal_io.raster_info(ds)
+        spec = (self.parameterAsString(parameters, "BANDS", context) or "").strip()
+        bands = parse_band_spec(spec, info.count) if spec else list(range(info.count))
+        detector = self._cls(**self._detector_values(parameters, context))
+        threshold = (self.parameterAsString(parameters, "THRESHOLD", context) or "").strip() or DEFAULT_THRESHOLD
+        scale = self.parameterAsBool(parameters, "SCALE", context)
+        sink, sink_id = self.parameterAsSink(parameters, "DETECTIONS", context, detection_fields(),
+                                             QgsWkbTypes.MultiPolygon, layer.crs())
+        if sink is not None:
+            from hadcore.threshold import parse_threshold
+
+            kind = parse_threshold(threshold).kind
+            if kind == "fpr" and scale:
+                raise QgsProcessingException("threshold 'fpr:' applies to unscaled RX scores; set SCALE to false")
+        feedback.pushInfo(f"{detector!r} on {info.height} x {info.width} pixels, {len(bands)} of {info.count} bands")
+
+        cube, valid = gdal_io.read_cube(ds, bands, progress=lambda f: feedback.setProgress(5.0 * f))
+        ds = None
+        if feedback.isCanceled():
+            raise hc.Cancelled("cancelled by the user")
+        t0 = time.perf_counter()
+        scores = detector.detect(cube, mask=valid, progress=self._progress(feedback, 5.0, 90.0))
+        seconds = time.perf_counter() - t0
+        feedback.pushInfo(f"{self._name}: {seconds:.2f} s")
+        del cube
+        if scale:
+            from hadcore.metrics import normalize_scores
+
+            scores = normalize_scores(scores).astype(np.float32)
+        out_path = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
+        metadata = {
+            "HADCORE_DETECTOR": self._name,
+            "HADCORE_PARAMS": json.dumps(detector.get_params(), sort_keys=True),
+            "HADCORE_BANDS": spec or f"1-{info.count}",
+            "HADCORE_N_BANDS": str(len(bands)),
+            "HADCORE_SCALED": "yes" if scale else "no",
+            "HADCORE_VERSION": hc.__version__,
+        }
+        gdal_io.write_float_raster(out_path, scores, info, description=f"hadcore:{self._name} anomaly score",
+                                   metadata=metadata)
+        feedback.setProgress(95.0)
+        results = {"OUTPUT": out_path, "SECONDS": seconds, "N_DETECTIONS": 0}
+        if sink is not None:
+            from hadcore.components import label_detections
+
+            conn = 8 if self.parameterAsEnum(parameters, "CONNECTIVITY", context) == 0 else 4
+            min_size = self.parameterAsInt(parameters, "MIN_SIZE", context)
+            labels, table = label_detections(scores, threshold, connectivity=conn, min_size=min_size,
+                                             n_bands=len(bands))
+            n = write_detections(sink, labels, table, info, conn, feedback)
+            feedback.pushInfo(f"{n} detection(s) at threshold {threshold}")
+            results.update(DETECTIONS=sink_id, N_DETECTIONS=n)
+        feedback.setProgress(100.0)
+        return results
+
+
+def _qgis_parameter(p):
+    """A QGIS parameter definition from a hadcore :class:`~hadcore.params.Param`."""
+    qn = qgis_param_name(p.name)
+    desc = p.help.rstrip(".")
+    if p.odd:
+        desc += " (odd)"
+    if p.type in ("int", "float"):
+        kind = QgsProcessingParameterNumber.Integer if p.type == "int" else QgsProcessingParameterNumber.Double
+        kw = {}
+        if p.min is not None:
+            kw["minValue"] = p.min
+        if p.max is not None:
+            kw["maxValue"] = p.max
+        d = QgsProcessingParameterNumber(qn, desc, kind, defaultValue=p.default, optional=p.optional, **kw)
+    elif p.type == "bool":
+        d = QgsProcessingParameterBoolean(qn, desc, defaultValue=p.default, optional=p.optional)
+    elif p.type == "choice":
+        choices = [str(c) for c in p.choices]
+        default = choices.index(str(p.default)) if p.default is not None else None
+        d = QgsProcessingParameterEnum(qn, desc, options=choices, allowMultiple=False, defaultValue=default,
+                                       optional=p.optional)
+    elif p.type == "path":
+        d = QgsProcessingParameterFile(qn, desc, behavior=QgsProcessingParameterFile.File, extension="",
+                                       defaultValue=p.default, optional=p.optional)
+    else:
+        d = QgsProcessingParameterString(qn, desc, defaultValue=p.default, optional=p.optional)
+    d.setHelp(f"{p.help} Allowed: {p.describe_range()}.")
+    return d
+
+
+class VectorizeAlgorithm(_Base):
+    """Score layer + threshold -> detection polygons."""
+
+    def createInstance(self):
+        return VectorizeAlgorithm()
+
+    def name(self):
+        return "vectorize"
+
+    def displayName(self):
+        return tr("Vectorize anomaly layer")
+
+    def group(self):
+        return tr("Tools")
+
+    def groupId(self):
+        return "tools"
+
+    def shortHelpString(self):
+        return tr(
+            "<p>Thresholds an anomaly-score layer (higher = more anomalous) and writes one polygon per connected "
+            "detection (GDAL Polygonize of the labelled detections), with attributes id (1 = highest peak), "
+            "pixels, area (CRS units squared), peak, mean, peak_x, peak_y (CRS coordinates of the peak pixel "
+            "centre).</p><p>THRESHOLD: <code>percentile:P</code> (P-th percentile of valid scores), "
+            "<code>value:X</code>, <code>top:N</code> (N highest pixels), <code>otsu</code>, <code>fpr:R</code> "
+            "(RX scores: chi-square quantile with B degrees of freedom; B from N_BANDS or from the layer's "
+            "hadcore metadata). Pixels with score &gt;= threshold are detections; nodata pixels never are.</p>")
+
+    def initAlgorithm(self, config=None):
+        self.addParameter(QgsProcessingParameterRasterLayer("INPUT", tr("Anomaly-score layer")))
+        self.addParameter(QgsProcessingParameterNumber("BAND", tr("Band"), QgsProcessingParameterNumber.Integer,
+                                                       defaultValue=1, minValue=1))
+        _add_detection_params(self, with_sink_optional=False)
+        self.addParameter(QgsProcessingParameterNumber(
+            "N_BANDS", tr("Band count of the detector input (fpr: thresholds; 0 = from metadata)"),
+            QgsProcessingParameterNumber.Integer, defaultValue=0, minValue=0))
+        self.addParameter(QgsProcessingParameterFeatureSink("OUTPUT", tr("Detections"),
+                                                            QgsProcessing.TypeVectorPolygon))
+        self.addOutput(QgsProcessingOutputNumber("N_DETECTIONS", tr("Number of detections")))
+        self.addOutput(QgsProcessingOutputNumber("THRESHOLD_VALUE", tr("Threshold score")))
+
+    def processAlgorithm(self, parameters, context, feedback):
+        hc = _hc()
+        from hadcore.components import label_detections
+
+        layer, ds = self._raster(parameters, "INPUT", context)
+        info = gdal_io.raster_info(ds)
+        try:
+            scores = gdal_io.read_band(ds, self.parameterAsInt(parameters, "BAND", context))
+            n_bands = self.parameterAsInt(parameters, "N_BANDS", context) or None
+            if n_bands is None:
+                meta = ds.GetMetadataItem("HADCORE_N_BANDS")
+                n_bands = int(meta) if meta else None
+            threshold = self.parameterAsString(parameters, "THRESHOLD", context).strip()
+            conn = 8 if self.parameterAsEnum(parameters, "CONNECTIVITY", context) == 0 else 4
+            min_size = self.parameterAsInt(parameters, "MIN_SIZE", context)
+            labels, table = label_detections(scores, threshold, connectivity=conn, min_size=min_size,
+                                             n_bands=n_bands)
+        except (hc.HadcoreError, gdal_io.RasterIOError) as exc:
+            raise QgsProcessingException(str(exc)) from None
+        feedback.setProgress(50.0)
+        sink, sink_id = self.parameterAsSink(parameters, "OUTPUT", context, detection_fields(),
+                                             QgsWkbTypes.MultiPolygon, layer.crs())
+        if sink is None:
+            raise QgsProcessingException(self.invalidSinkError(parameters, "OUTPUT"))
+        n = write_detections(sink, labels, table, info, conn, feedback)
+        thr = table[0]["threshold"] if table else float("nan")
+        feedback.pushInfo(f"{n} detection(s) at threshold {threshold}")
+        return {"OUTPUT": sink_id, "N_DETECTIONS": n, "THRESHOLD_VALUE": thr}
+
+
+METRIC_OUTPUTS = (
+    ("auc_pd_pf", "AUC_PD_PF", "AUC(PD,PF): area under the ROC curve (higher is better)"),
+    ("auc_pd_tau", "AUC_PD_TAU", "AUC(PD,tau): mean normalised score of anomaly pixels (higher is better)"),
+    ("auc_pf_tau", "AUC_PF_TAU", "AUC(PF,tau): mean normalised score of background pixels (lower is better)"),
+    ("auc_bs", "AUC_BS", "AUC_BS = AUC(PD,PF) - AUC(PF,tau) (higher is better)"),
+    ("snpr", "SNPR", "AUC_SNPR = AUC(PD,tau) / AUC(PF,tau) (higher is better)"),
+    ("snpr_db", "SNPR_DB", "10 log10(AUC_SNPR), dB"),
+)
+
+
+class EvaluateAlgorithm(_Base):
+    """Score layer + ground-truth layer -> the metrics of EVALUATION.md, as outputs and an HTML report."""
+
+    def createInstance(self):
+        return EvaluateAlgorithm()
+
+    def name(self):
+        return "evaluate"
+
+    def displayName(self):
+        return tr("Evaluate against ground truth")
+
+    def group(self):
+        return tr("Tools")
+
+    def groupId(self):
+        return "tools"
+
+    def shortHelpString(self):
+        items = "".join(f"<li><b>{o}</b>: {html.escape(d)}</li>" for _, o, d in METRIC_OUTPUTS)
+        return tr(
+            "<p>Compares an anomaly-score layer (higher = more anomalous) with a ground-truth layer of the same "
+            "size (pixel value &gt; 0 = anomaly) over the pixels valid in both (nodata and NaN excluded). "
+            "Metrics of Chang's 3-D ROC; the tau-metrics use scores min-max normalised over valid pixels.</p>"
+            f"<ul>{items}</ul><p>The HTML report lists the metrics and draws the ROC curve.</p>")
+
+    def initAlgorithm(self, config=None):
+        self.addParameter(QgsProcessingParameterRasterLayer("INPUT", tr("Anomaly-score layer")))
+        self.addParameter(QgsProcessingParameterNumber("BAND", tr("Score band"), QgsProcessingParameterNumber.Integer,
+                                                       defaultValue=1, minValue=1))
+        self.addParameter(QgsProcessingParameterRasterLayer("GROUND_TRUTH", tr("Ground truth (value > 0 = anomaly)")))
+        self.addParameter(QgsProcessingParameterFileDestination(
+            "OUTPUT_HTML", tr("Report"), fileFilter="HTML files (*.html)", optional=True, createByDefault=True))
+        for _, out, desc in METRIC_OUTPUTS:
+            self.addOutput(QgsProcessingOutputNumber(out, desc.split(":")[0]))
+        self.addOutput(QgsProcessingOutputNumber("N_ANOMALY", tr("Anomaly pixels evaluated")))
+        self.addOutput(QgsProcessingOutputNumber("N_BACKGROUND", tr("Background pixels evaluated")))
+
+    def processAlgorithm(self, parameters, context, feedback):
+        hc = _hc()
+        from hadcore.metrics import evaluate, roc_curve
+
+        score_layer, sds = self._raster(parameters, "INPUT", context)
+        gt_layer, gds = self._raster(parameters, "GROUND_TRUTH", context)
+        try:
+            scores = gdal_io.read_band(sds, self.parameterAsInt(parameters, "BAND", context))
+            gt = gdal_io.read_band(gds, 1)
+            if scores.shape != gt.shape:
+                raise hc.InputError(f"score layer is {scores.shape[0]} x {scores.shape[1]} pixels but the ground "
+                                    f"truth is {gt.shape[0]} x {gt.shape[1]}")
+            valid = np.isfinite(gt)
+            truth = np.where(valid, gt, 0) > 0
+            metrics = evaluate(scores, truth, mask=valid)
+            pf, pd_, _ = roc_curve(scores, truth, mask=valid)
+        except (hc.HadcoreError, gdal_io.RasterIOError) as exc:
+            raise QgsProcessingException(str(exc)) from None
+        ok = valid & np.isfinite(scores)
+        n_anom, n_back = int((truth & ok).sum()), int((~truth & ok).sum())
+        for key, _, _ in METRIC_OUTPUTS:
+            feedback.pushInfo(f"{key} = {metrics[key]:.4f}")
+        results = {out: float(metrics[key]) for key, out, _ in METRIC_OUTPUTS}
+        results.update(N_ANOMALY=n_anom, N_BACKGROUND=n_back)
+        path = self.parameterAsFileOutput(parameters, "OUTPUT_HTML", context)
+        if path:
+            _write_report(path, score_layer.name(), gt_layer.name(), metrics, pf, pd_, n_anom, n_back)
+            results["OUTPUT_HTML"] = path
+        return results
+
+
+def _roc_svg(pf, pd_, size=320) -> str:
+    step = max(1, len(pf) // 1000)
+    idx = list(range(0, len(pf), step))
+    if idx[-1] != len(pf) - 1:
+        idx.append(len(pf) - 1)
+    m = 30
+    pts = " ".join(f"{m + pf[i] * (size - 2 * m):.1f},{size - m - pd_[i] * (size - 2 * m):.1f}" for i in idx)
+    s, e = m, size - m
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{size}" height="{size}">'
+        f'<rect x="{s}" y="{s}" width="{e - s}" height="{e - s}" fill="none" stroke="#888"/>'
+        f'<line x1="{s}" y1="{e}" x2="{e}" y2="{s}" stroke="#ccc" stroke-dasharray="4 3"/>'
+        f'<polyline points="{pts}" fill="none" stroke="#c0392b" stroke-width="2"/>'
+        f'<text x="{size / 2}" y="{size - 8}" text-anchor="middle" font-size="12">PF</text>'
+        f'<text x="10" y="{size / 2}" font-size="12">PD</text></svg>'
+    )
+
+
+def _write_report(path, score_name, gt_name, metrics, pf, pd_, n_anom, n_back):
+    e = html.escape
+    rows = "".join(f"<tr><td>{e(d)}</td><td>{metrics[k]:.4f}</td></tr>" for k, _, d in METRIC_OUTPUTS)
+    doc = (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>hadcore evaluation</title>"
+        "<style>body{font-family:sans-serif}td{padding:2px 10px}</style></head><body>"
+        f"<h2>hadcore evaluation</h2><p>Scores: <b>{e(score_name)}</b>; ground truth: <b>{e(gt_name)}</b>; "
+        f"{n_anom} anomaly and {n_back} background pixels.</p>"
+        f"<table>{rows}</table><h3>ROC curve</h3>{_roc_svg(np.asarray(pf), np.asarray(pd_))}</body></html>"
+    )
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(doc)
+
+
+class MissingHadcoreAlgorithm(QgsProcessingAlgorithm):
+    """Shown instead of the detectors when hadcore cannot be imported: explains how to install it."""
+
+    def __init__(self, message: str):
+        super().__init__()
+        self._message = message
+
+    def createInstance(self):
+        return MissingHadcoreAlgorithm(self._message)
+
+    def name(self):
+        return "install_hadcore"
+
+    def displayName(self):
+        return tr("hadcore is not installed: how to install it")
+
+    def group(self):
+        return tr("Setup")
+
+    def groupId(self):
+        return "setup"
+
+    def shortHelpString(self):
+        return html.escape(self._message)
+
+    def initAlgorithm(self, config=None):
+        pass
+
+    def processAlgorithm(self, parameters, context, feedback):
+        raise QgsProcessingException(self._message)

@@ -1,0 +1,70 @@
+"""The provider inside a real QGIS: every registry detector is an algorithm, with its parameters."""
+
+from __future__ import annotations
+
+import hadcore
+import pytest
+from qgis.core import (
+    QgsApplication,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterString,
+)
+
+from conftest import registry_detectors
+
+
+def test_provider_lists_every_registry_detector_and_tools(plugin):
+    ids = {alg.id() for alg in plugin.algorithms()}
+    expected = {f"hadcore:{n}" for n in hadcore.list_detectors()} | {"hadcore:vectorize", "hadcore:evaluate"}
+    assert ids == expected
+    assert plugin.id() == "hadcore"
+
+
+@pytest.mark.parametrize("name", registry_detectors())
+def test_algorithm_parameters_follow_the_declaration(plugin, name):
+    from hadcore_qgis.algorithms import qgis_param_name
+
+    cls = hadcore.get_detector_class(name)
+    alg = QgsApplication.processingRegistry().createAlgorithmById(f"hadcore:{name}")
+    assert alg is not None
+    assert alg.group() and alg.groupId() == cls.family
+    help_text = alg.shortHelpString()
+    assert cls.summary.split()[0] in help_text
+    assert cls.reference.split(",")[0].split()[-1] in help_text  # an author's name of the citation
+    for common in ("INPUT", "BANDS", "SCALE", "OUTPUT", "THRESHOLD", "DETECTIONS"):
+        assert alg.parameterDefinition(common) is not None, common
+    for p in cls.params:
+        d = alg.parameterDefinition(qgis_param_name(p.name))
+        assert d is not None, p.name
+        assert p.help.rstrip(".")[:20] in d.description()
+        if p.type in ("int", "float"):
+            assert isinstance(d, QgsProcessingParameterNumber)
+            assert d.dataType() == (QgsProcessingParameterNumber.Integer if p.type == "int"
+                                    else QgsProcessingParameterNumber.Double)
+            assert d.defaultValue() == pytest.approx(p.default)
+            if p.min is not None:
+                assert d.minimum() == pytest.approx(p.min)
+            if p.max is not None:
+                assert d.maximum() == pytest.approx(p.max)
+        elif p.type == "choice":
+            assert isinstance(d, QgsProcessingParameterEnum)
+            assert d.options() == [str(c) for c in p.choices]
+            assert d.options()[d.defaultValue()] == str(p.default)
+        elif p.type == "bool":
+            assert isinstance(d, QgsProcessingParameterBoolean)
+            assert d.defaultValue() == p.default
+        elif p.type == "str":
+            assert isinstance(d, QgsProcessingParameterString)
+        assert bool(d.flags() & d.FlagOptional) == bool(p.optional)
+
+
+def test_groups_by_family(plugin):
+    groups = {alg.groupId(): alg.group() for alg in plugin.algorithms()}
+    assert groups["tools"] == "Tools"
+    for name in hadcore.list_detectors():
+        fam = hadcore.get_detector_class(name).family
+        assert fam in groups
+    if "statistical" in groups:
+        assert groups["statistical"] == "Statistical detectors"
