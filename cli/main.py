@@ -18,6 +18,7 @@ from hadcore.errors import Cancelled, HadcoreError, ParameterError
 
 from .options import (
     ProgressBar,
+    build_detector,
     connectivity_opt,
     json_opt,
     min_size_opt,
@@ -96,18 +97,6 @@ def info_cmd(name, as_json):
 
 
 # ------------------------------------------------------------------------------------------------ detect
-def _build_detector(name, params, seed):
-    cls = hadcore.get_detector_class(name)
-    kwargs = parse_params(params)
-    if seed is not None:
-        if "seed" not in {p.name for p in cls.params}:
-            raise ParameterError(f"detector {cls.name!r} is deterministic and takes no seed")
-        if "seed" in kwargs and int(float(kwargs["seed"])) != seed:
-            raise ParameterError(f"--seed {seed} contradicts -p seed={kwargs['seed']}")
-        kwargs["seed"] = seed
-    return cls(**kwargs)
-
-
 @main.command("detect")
 @click.argument("name")
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
@@ -143,7 +132,7 @@ def detect_cmd(name, inputs, output, out_dir, params, bands, wavelengths, bad_ba
     from hadcore.metrics import evaluate, format_metrics
     from hadcore.threshold import parse_threshold
 
-    det = _build_detector(name, params, seed)
+    det = build_detector(name, params, seed)
     if parse_threshold(threshold).kind == "fpr" and det.name not in ("rx", "lrx"):
         raise ParameterError(f"threshold 'fpr' assumes chi-square RX scores; {det.name!r} scores are not")
     if (output is None) == (out_dir is None):
@@ -266,6 +255,11 @@ def vectorize_cmd(scores, output, threshold, connectivity, min_size, n_bands, ov
     write_detections(frame, output, overwrite=overwrite)
     say(quiet, f"wrote {output}: {len(frame)} detection(s)"
         + ("" if len(frame) else f" - no pixel reached the threshold {threshold}"))
+
+
+from .train import train  # noqa: E402  (commands living in their own modules)
+
+main.add_command(train)
 
 
 def run(argv=None):

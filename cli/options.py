@@ -7,6 +7,8 @@ from typing import Dict, Optional, Tuple
 
 import click
 
+import hadcore
+from hadcore.errors import ParameterError
 from hadcore.threshold import THRESHOLD_HELP
 
 overwrite_opt = click.option("--overwrite", is_flag=True, help="Replace outputs that already exist.")
@@ -85,3 +87,16 @@ def say(quiet: bool, message: str) -> None:
     """A message for the user on stderr (results go to stdout)."""
     if not quiet:
         click.echo(message, err=True)
+
+
+def build_detector(name, params, seed):
+    """The detector NAME configured from ``-p`` items and ``--seed`` (checked against its declaration)."""
+    cls = hadcore.get_detector_class(name)
+    kwargs = parse_params(params)
+    if seed is not None:
+        if "seed" not in {p.name for p in cls.params}:
+            raise ParameterError(f"detector {cls.name!r} is deterministic and takes no seed")
+        if "seed" in kwargs and int(float(kwargs["seed"])) != seed:
+            raise ParameterError(f"--seed {seed} contradicts -p seed={kwargs['seed']}")
+        kwargs["seed"] = seed
+    return cls(**kwargs)
