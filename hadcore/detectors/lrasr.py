@@ -1,0 +1,185 @@
+"""Low-Rank and Sparse Representation (LRASR) anomaly detector."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..base import Context, Detector
+from ..errors import InputError
+from ..linalg import inv_psd, mahalanobis_sq, mean_cov
+from ..params import Param
+
+__all__ = ["LRASR", "background_dictionary", "lrasr_solve"]
+
+
+def background_dictionary(pixels: np.ndarray, n_clusters: int, per_cluster: int, seed: int,
+                          min_cluster: float = 0.0) -> np.ndarray:
+    """Background dictionary (B, M) of Xu et al. (2016), Sec. III-B.
+
+    The pixels (N, B) are clustered by K-means (``n_clusters``, ``random_state=seed``). Within each cluster
+    every pixel gets its RX score under the cluster's own mean and covariance (pseudo-inverse); the
+    ``per_cluster`` pixels with the *lowest* scores (the most typical of the cluster) become atoms.
+    Clusters with fewer than ``max(per_cluster, min_cluster * N)`` pixels are skipped: small clusters
+    are where anomalies gather, and an anomaly in the dictionary represents itself. The paper skips only
+    clusters smaller than P; ``min_cluster`` (a fraction of the N pixels) is hadcore's addition, see
+    :class:`LRASR`. If every cluster is that small, the largest one gives the atoms.
+    """
+    from sklearn.cluster import KMeans
+
+    k = min(int(n_clusters), pixels.shape[0])
+    labels = KMeans(n_clusters=k, n_init=3, random_state=seed).fit_predict(pixels)
+    atoms = []
+    sizes = np.bincount(labels, minlength=k)
+    for c in range(k):
+        members = pixels[labels == c]
+        if members.shape[0] < max(per_cluster, min_cluster * pixels.shape[0]):
+            continue
+        mu, cov = mean_cov(members)
+        d = mahalanobis_sq(members, mu, inv_psd(cov))
+        atoms.append(members[np.argsort(d, kind="stable")[:per_cluster]])
+    if not atoms:
+        members = pixels[labels == int(np.argmax(sizes))]
+        mu, cov = mean_cov(members)
+        d = mahalanobis_sq(members, mu, inv_psd(cov))
+        atoms.append(members[np.argsort(d, kind="stable")[:per_cluster]])
+    return np.concatenate(atoms, axis=0).T
+
+
+def _svt(A: np.ndarray, tau: float) -> np.ndarray:
+    """Singular value thresholding of A (m, n) at ``tau``, through the smaller Gram matrix."""
+    m, n = A.shape
+    left = m <= n
+    C = A @ A.T if left else A.T @ A
+    w, U = np.linalg.eigh(C)
+    sig = np.sqrt(np.maximum(w, 0.0))
+    keep = sig > tau
+    if not keep.any():
+        return np.zeros_like(A)
+    Uk = U[:, keep]
+    f = (sig[keep] - tau) / sig[keep]
+    if left:
+        return (Uk * f) @ (Uk.T @ A)
+    return (A @ Uk) * f @ Uk.T
+
+
+def lrasr_solve(X, D, beta, lam, *, mu=1e-2, rho=1.5, mu_max=1e6, tol=1e-6, max_iter=300, progress=None):
+    r"""Inexact ALM for :math:`\min \|S\|_* + \beta\|S\|_1 + \lambda\|E\|_{2,1}` s.t. :math:`X = DS + E`.
+
+    Splits :math:`S = J` (nuclear norm, singular value thresholding) and :math:`S = L` (l1, soft
+    thresholding); :math:`S` has a closed form, :math:`E` is column-wise shrinkage. Returns (S, E, iterations).
+    """
+    B, N = X.shape
+    M = D.shape[1]
+    S = np.zeros((M, N))
+    E = np.zeros((B, N))
+    Y1 = np.zeros((B, N))
+    Y2 = np.zeros((M, N))
+    Y3 = np.zeros((M, N))
+    DtD = D.T @ D
+    inv = np.linalg.inv(DtD + 2.0 * np.eye(M))
+    DtX = D.T @ X
+    it = 0
+    for it in range(1, max_iter + 1):
+        J = _svt(S + Y2 / mu, 1.0 / mu)
+        T = S + Y3 / mu
+        Lm = np.sign(T) * np.maximum(np.abs(T) - beta / mu, 0.0)
+        S = inv @ (DtX + D.T @ (Y1 / mu - E) + J + Lm - (Y2 + Y3) / mu)
+        DS = D @ S
+        Q = X - DS + Y1 / mu
+        norms = np.sqrt(np.einsum("ij,ij->j", Q, Q))
+        shrink = np.where(norms > lam / mu, (norms - lam / mu) / np.where(norms > 0, norms, 1.0), 0.0)
+        E = Q * shrink
+        R1 = X - DS - E
+        R2 = S - J
+        R3 = S - Lm
+        Y1 += mu * R1
+        Y2 += mu * R2
+        Y3 += mu * R3
+        mu = min(rho * mu, mu_max)
+        err = max(np.abs(R1).max(), np.abs(R2).max(), np.abs(R3).max())
+        if progress is not None:
+            progress.update(it / max_iter)
+        if err < tol:
+            break
+    return S, E, it
+
+
+class LRASR(Detector):
+    r"""LRASR: anomalies are the column-sparse part left by a low-rank, sparse background representation.
+
+    Xu, Wu, Li, Plaza & Wei (2016). The cube, as a matrix :math:`X` (B, N) of the valid pixels, is
+    represented on a background dictionary :math:`D` (B, M) (Sec. III-B, see
+    :func:`background_dictionary`):
+
+    .. math::
+
+        \min_{S, E} \|S\|_* + \beta\|S\|_1 + \lambda\|E\|_{2,1}
+        \quad \text{s.t.}\quad X = DS + E
+
+    solved by the inexact augmented Lagrange multiplier method with the splits :math:`S=J`, :math:`S=L`
+    (:func:`lrasr_solve`). The score of pixel :math:`i` is :math:`\|E_{:,i}\|_2`. (Section numbers follow
+    the paper's method section, Sec. III; not re-checked against the published PDF.)
+
+    Choices where the paper is silent or loose:
+
+    - Scaling: :math:`X` is divided by the largest absolute value over valid pixels, so ``beta`` and
+      ``lam`` mean the same on raw DN and on [0, 1] cubes.
+    - Dictionary: K = 15 clusters, P = 20 atoms per cluster (the paper's values); atoms are each
+      cluster's P lowest in-cluster RX scores; clusters smaller than P are skipped (the paper) and, a
+      hadcore addition, so are clusters holding less than ``min_cluster`` (2 %) of the pixels. With the
+      paper's rule alone, K-means gathers the anomalies of several ABU scenes in a cluster of more than P
+      pixels and they enter the dictionary (measured, seed 0: 54 of 280 atoms are anomalies on
+      abu-urban-2, 38 of 300 on sandiego-lren; with the 2 % rule 0 and 0), after which they represent
+      themselves and vanish from E (abu-urban-2 AUC 0.48).
+    - Solver: :math:`\mu_0 = 10^{-2}`, :math:`\rho = 1.5`, :math:`\mu_{max} = 10^6`, stop when every
+      constraint residual is below ``tol`` in max-norm or after ``max_iter`` iterations. The nuclear
+      proximal step uses the eigen-decomposition of the M x M Gram matrix (exact, cheaper than an SVD of
+      M x N).
+    - ``beta`` = 0.1; ``lam`` = 1 chosen on the nine shared scenes (the paper tunes both per scene).
+      Mean AUC(PD,PF) with ``lam`` = 1: 0.953, with 0.3: 0.949 (global RX 0.941);
+      with 0.1 the l2,1 term is so cheap that E takes whole pixels and scores follow brightness (AUC 0.34
+      on abu-airport-1, measured with the paper's dictionary rule).
+
+    Global (whole-scene) method: no window, no border effects. Randomness: K-means only (``seed``).
+    """
+
+    name = "lrasr"
+    title = "LRASR (low-rank and sparse representation)"
+    summary = "Column norms of the sparse error left by a low-rank + sparse representation on a background dictionary."
+    reference = (
+        "Y. Xu, Z. Wu, J. Li, A. Plaza and Z. Wei, 'Anomaly detection in hyperspectral images based on low-rank "
+        "and sparse representation', IEEE Trans. Geosci. Remote Sens., 54(4):1990-2000, 2016, "
+        "doi:10.1109/TGRS.2015.2493201."
+    )
+    family = "representation"
+    params = (
+        Param("beta", "float", 0.1, "Weight of the l1 (sparsity) term on the coefficients.", min=0.0, max=1e3),
+        Param("lam", "float", 1.0, "Weight of the l2,1 term on the anomaly part E.", min=1e-6, max=1e3),
+        Param("n_clusters", "int", 15, "K-means clusters for the dictionary (K).", min=1, max=200),
+        Param("per_cluster", "int", 20, "Dictionary atoms taken from each cluster (P).", min=1, max=1000),
+        Param("min_cluster", "float", 0.02, "Skip clusters holding less than this fraction of the pixels.",
+              min=0.0, max=0.5),
+        Param("max_iter", "int", 300, "Maximum ALM iterations.", min=1, max=10000),
+        Param("tol", "float", 1e-6, "Stopping tolerance on the constraint residuals.", min=1e-12, max=1.0),
+        Param("seed", "int", 0, "Random seed (K-means).", min=0),
+    )
+
+    def context(self) -> Context:
+        return Context(whole_scene=True)
+
+    def _detect(self, cube, mask, progress):
+        H, W, B = cube.shape
+        pixels = cube[mask]
+        if pixels.shape[0] < self.n_clusters:
+            raise InputError(
+                f"{self.name}: needs at least n_clusters={self.n_clusters} valid pixels, got {pixels.shape[0]}"
+            )
+        scale = np.abs(pixels).max()
+        pixels = pixels / (scale if scale > 0 else 1.0)
+        D = background_dictionary(pixels, self.n_clusters, self.per_cluster, self.seed, self.min_cluster)
+        progress.update(0.05)
+        _, E, _ = lrasr_solve(pixels.T, D, self.beta, self.lam, tol=self.tol, max_iter=self.max_iter,
+                              progress=progress.sub(0.05, 1.0))
+        scores = np.zeros((H, W))
+        scores[mask] = np.sqrt(np.einsum("ij,ij->j", E, E))
+        return scores

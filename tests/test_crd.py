@@ -1,0 +1,85 @@
+"""CRD: brute-force agreement, border rule, real-data ranking, bad input, determinism."""
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from hadcore.detectors.crd import CRD
+from hadcore.errors import InputError, ParameterError
+from hadcore.registry import get_detector
+from hadcore.windows import ring_index, ring_offsets
+
+
+def _brute_crd(cube, mask, r, c, inner, outer, lam):
+    """Direct per-pixel CRD (Li & Du 2015, eq. 6-7) with the clipped ring."""
+    H, W, _ = cube.shape
+    h, hi = outer // 2, inner // 2
+    ring = [cube[i, j] for i in range(r - h, r + h + 1) for j in range(c - h, c + h + 1)
+            if 0 <= i < H and 0 <= j < W and mask[i, j] and (abs(i - r) > hi or abs(j - c) > hi)]
+    y = cube[r, c]
+    X = np.array(ring).T
+    G = np.diag(np.linalg.norm(X - y[:, None], axis=0))
+    a = np.linalg.solve(X.T @ X + lam * G.T @ G, X.T @ y)
+    return np.linalg.norm(y - X @ a)
+
+
+def test_ring_border_rule():
+    mask = np.ones((20, 20), bool)
+    idx, ok = ring_index(mask, 3, 11, np.array([0, 10 * 20 + 10]))
+    assert ok.shape == (2, len(ring_offsets(3, 11)[0])) == (2, 112)
+    assert ok[0].sum() == 6 * 6 - 2 * 2  # corner: clipped window
+    assert ok[1].sum() == 112
+    mask[9, 9] = False  # an invalid pixel never enters a ring
+    idx, ok = ring_index(mask, 1, 5, np.array([10 * 20 + 10]))
+    assert 9 * 20 + 9 not in set(idx[0][ok[0]])
+    assert ok.sum() == 23
+
+
+def test_matches_brute_force(small_crop):
+    cube, _ = small_crop
+    cube = cube[:14, :14].astype(np.float64)
+    mask = np.ones(cube.shape[:2], bool)
+    mask[5, 6] = False
+    det = CRD(inner=3, outer=7, lam=0.01)
+    s = det.detect(cube, mask=mask)
+    assert np.isnan(s[5, 6])
+    for r, c in [(0, 0), (3, 13), (7, 7), (13, 2), (5, 5)]:
+        ref = _brute_crd(cube, mask, r, c, 3, 7, 0.01)
+        assert s[r, c] == pytest.approx(ref, rel=1e-4)
+
+
+def test_real_crop_ranks_anomalies(small_crop):
+    cube, gt = small_crop
+    s = get_detector("crd").detect(cube)
+    assert s.dtype == np.float32 and np.isfinite(s).all()
+    assert roc_auc_score(gt.ravel(), s.ravel()) > 0.95
+
+
+def test_scale_invariance_and_determinism(small_crop):
+    cube, _ = small_crop
+    det = CRD(inner=3, outer=9)
+    a = det.detect(cube)
+    assert np.array_equal(a, det.detect(cube))
+    np.testing.assert_allclose(det.detect(cube * 7.0), 7.0 * a, rtol=1e-4)
+
+
+def test_invalid_pixels_do_not_leak(small_crop):
+    cube, _ = small_crop
+    mask = np.ones(cube.shape[:2], bool)
+    mask[20, 20] = False
+    a = CRD(inner=3, outer=9).detect(cube, mask=mask)
+    cube2 = cube.copy()
+    cube2[20, 20] = 1e6
+    b = CRD(inner=3, outer=9).detect(cube2, mask=mask)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_bad_input():
+    with pytest.raises(ParameterError, match="inner"):
+        CRD(inner=11, outer=11)
+    with pytest.raises(ParameterError, match="odd"):
+        CRD(outer=10)
+    with pytest.raises(ParameterError):
+        CRD(lam=-1)
+    with pytest.raises(InputError):
+        CRD().detect(np.ones((10, 10)))
