@@ -257,8 +257,10 @@ def vectorize_cmd(scores, output, threshold, connectivity, min_size, n_bands, ov
         + ("" if len(frame) else f" - no pixel reached the threshold {threshold}"))
 
 
-from .train import train  # noqa: E402  (commands living in their own modules)
+from .synth import synth  # noqa: E402  (commands living in their own modules)
+from .train import train  # noqa: E402
 
+main.add_command(synth)
 main.add_command(train)
 
 
