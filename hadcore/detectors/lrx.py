@@ -36,11 +36,15 @@ class LRX(Detector):
     (no padding, no reflection). A corner pixel of ``(3, 17)`` therefore sees a 9 x 9 window minus its 2 x 2
     guard = 77 pixels. A pixel whose ring holds fewer than 2 valid pixels gets NaN (no background estimate).
 
-    Implementation: ring sums of 1, x and x x^T are kept as running sums (rows) and cumulative sums (columns),
-    so each pixel costs O(B^2) for its statistics plus one B x B solve, instead of O(N B^2) for re-estimating
-    the covariance from N ring pixels. Data are centred on the global mean first (the score is shift-invariant)
-    to avoid cancellation. Work proceeds in tiles of at most ``tile`` columns, so memory is bounded by
-    about ``3 * (tile + outer) * B^2 * 8`` bytes per worker whatever the image size; tiles run on all cores.
+    Implementation: the outer window's sums of 1, x and x x^T are running sums (one image row enters and one
+    leaves per output row; one column enters and one leaves per output pixel), so a pixel costs O(B^2) for
+    its statistics plus one B x B Cholesky factorisation, instead of O(N B^2) for re-estimating the
+    covariance from its N ring pixels; the guard window and the mean are removed with one rank-k update.
+    Data are centred on the global mean first (the score is shift-invariant) to avoid cancellation. Work
+    proceeds in tiles of at most ``tile`` columns, so memory is bounded by about
+    ``(tile + outer) * B^2 * 8`` bytes per worker whatever the image height or width; tiles run in
+    threads. Measured on abu-airport-1 (100 x 100 x 205), window (3, 17), 2 cores: 3.6 s, against 104 s
+    for SPy's ``rx(X, window=(3, 17))`` on the same idle machine (``bench/bench_lrx.py``).
     """
 
     name = "lrx"
