@@ -257,9 +257,11 @@ def vectorize_cmd(scores, output, threshold, connectivity, min_size, n_bands, ov
         + ("" if len(frame) else f" - no pixel reached the threshold {threshold}"))
 
 
-from .synth import synth  # noqa: E402  (commands living in their own modules)
+from .benchmark import benchmark  # noqa: E402  (commands living in their own modules)
+from .synth import synth  # noqa: E402
 from .train import train  # noqa: E402
 
+main.add_command(benchmark)
 main.add_command(synth)
 main.add_command(train)
 

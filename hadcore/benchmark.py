@@ -1,0 +1,476 @@
+"""The benchmark harness: run registry detectors over scenes with ground truth, tabulate and plot.
+
+>>> res = run_benchmark(["rx", "aed"], find_scenes("data/"))          # doctest: +SKIP
+>>> write_outputs(res, "out/")                                         # doctest: +SKIP
+
+- :func:`find_scenes` lists ``.npz``, ``.mat`` and GeoTIFF scenes of a folder (a GeoTIFF's ground truth is
+  the sibling ``<stem>_gt.tif``; ``*_gt.tif`` files are not scenes themselves).
+- :func:`run_benchmark` runs every detector on every scene, timing ``detect`` alone (wall clock,
+  ``time.perf_counter``; ``cpu_seconds``: CPU time of the process, all threads, which a busy machine
+  inflates less), and scores it with :func:`hadcore.metrics.evaluate` over the valid pixels.
+  A detector that fails on a scene (a missing optional dependency, bad parameters for that scene) is
+  recorded with its error and the run goes on.
+- :func:`write_csv`, :func:`markdown_report` and :func:`make_figures` (matplotlib, imported only there)
+  write the results; :func:`write_outputs` does all three.
+
+Only numpy (and hadcore) at module level: matplotlib, scipy.io and rasterio are imported when used.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from .errors import FileError, HadcoreError, InputError, ParameterError
+from .metrics import evaluate, normalize_scores, roc_curve
+
+__all__ = [
+    "Scene",
+    "BenchmarkResult",
+    "find_scenes",
+    "load_scene",
+    "parse_detector_params",
+    "run_benchmark",
+    "write_csv",
+    "markdown_report",
+    "make_figures",
+    "write_outputs",
+    "METRIC_COLUMNS",
+]
+
+#: metric columns of the table, in order, with their Markdown headers
+METRIC_COLUMNS = (
+    ("auc_pd_pf", "AUC(PD,PF)"),
+    ("auc_pd_tau", "AUC(PD,τ)"),
+    ("auc_pf_tau", "AUC(PF,τ)"),
+    ("auc_bs", "AUC_BS"),
+    ("snpr", "SNPR"),
+)
+CSV_FIELDS = ("scene", "detector", "auc_pd_pf", "auc_pd_tau", "auc_pf_tau", "auc_bs", "snpr", "snpr_db",
+              "seconds", "cpu_seconds", "error")
+_SCENE_SUFFIXES = (".npz", ".mat", ".tif", ".tiff")
+
+
+# ---------------------------------------------------------------------------------------------- scenes
+@dataclass
+class Scene:
+    """A cube with its ground truth: ``cube`` (H, W, B), ``gt`` (H, W) uint8, ``mask`` (H, W) bool or None."""
+
+    name: str
+    cube: np.ndarray
+    gt: np.ndarray
+    mask: Optional[np.ndarray] = None
+
+
+def find_scenes(data_dir) -> List[Path]:
+    """Scene files of ``data_dir`` (.npz, .mat, .tif/.tiff but not ``*_gt.tif``), sorted by name."""
+    d = Path(data_dir)
+    if not d.is_dir():
+        raise FileError(f"benchmark data folder not found: {str(d)!r}")
+    out = []
+    for p in sorted(d.iterdir()):
+        suf = p.suffix.lower()
+        if not p.is_file() or suf not in _SCENE_SUFFIXES:
+            continue
+        if suf in (".tif", ".tiff") and p.stem.lower().endswith("_gt"):
+            continue
+        out.append(p)
+    if not out:
+        raise FileError(f"no scenes (.npz, .mat, .tif) in {str(d)!r}")
+    return out
+
+
+def _read_with_io(path: Path):
+    """hadcore.io.read_raster when the I/O layer is installed, else None."""
+    try:
+        from .io import read_raster  # type: ignore
+    except ImportError:
+        return None
+    r = read_raster(str(path))
+    return np.asarray(r.cube), (None if r.gt is None else np.asarray(r.gt)), getattr(r, "mask", None)
+
+
+def _read_fallback(path: Path):
+    suf = path.suffix.lower()
+    if suf == ".npz":
+        with np.load(path) as z:
+            if "cube" not in z.files:
+                raise FileError(f"{path.name}: an .npz scene needs an array 'cube', found {sorted(z.files)}")
+            return z["cube"], (z["gt"] if "gt" in z.files else None), None
+    if suf == ".mat":
+        from scipy.io import loadmat
+
+        try:
+            m = loadmat(str(path))
+        except Exception as exc:  # scipy raises several types for bad files
+            raise FileError(f"{path.name}: cannot read the .mat file ({exc})") from None
+        arrays = {k: v for k, v in m.items() if not k.startswith("__") and isinstance(v, np.ndarray)}
+        cubes = [k for k, v in arrays.items() if v.ndim == 3]
+        if not cubes:
+            raise FileError(f"{path.name}: no 3-D array in the .mat file (keys {sorted(arrays)})")
+        ck = max(cubes, key=lambda k: arrays[k].size)
+        cube = arrays[ck]
+        gts = [k for k, v in arrays.items() if v.ndim == 2 and v.shape == cube.shape[:2]]
+        pref = [k for k in gts if k.lower() in ("gt", "map", "groundtruth", "ground_truth", "mask")]
+        gt = arrays[(pref or gts)[0]] if gts else None
+        return cube, gt, None
+    # GeoTIFF
+    try:
+        import rasterio
+    except ImportError:
+        raise FileError(f"{path.name}: reading GeoTIFF needs rasterio (pip install hadcore[cli])") from None
+    with rasterio.open(path) as src:
+        cube = np.moveaxis(src.read(), 0, -1)
+        valid = src.dataset_mask() > 0
+    gt = None
+    for cand in (path.with_name(path.stem + "_gt" + path.suffix), path.with_name(path.stem + "_gt.tif")):
+        if cand.exists():
+            with rasterio.open(cand) as src:
+                gt = src.read(1)
+            break
+    return cube, gt, valid
+
+
+def load_scene(path) -> Scene:
+    """Read one scene with its ground truth (``hadcore.io.read_raster`` when available)."""
+    p = Path(path)
+    if not p.exists():
+        raise FileError(f"scene file not found: {str(p)!r}")
+    got = _read_with_io(p)
+    if got is None:
+        got = _read_fallback(p)
+    cube, gt, mask = got
+    if gt is None:
+        raise InputError(f"{p.name}: no ground truth (an .npz/.mat 'gt' array, or a sibling {p.stem}_gt.tif)")
+    gt = np.asarray(gt)
+    cube = np.asarray(cube)
+    if cube.ndim != 3 or gt.shape != cube.shape[:2]:
+        raise InputError(f"{p.name}: ground truth shape {gt.shape} does not match the cube {cube.shape}")
+    return Scene(p.stem, cube, (gt > 0).astype(np.uint8), None if mask is None else np.asarray(mask, bool))
+
+
+# ---------------------------------------------------------------------------------------------- running
+def parse_detector_params(items: Sequence[str], detectors: Sequence[str]) -> Dict[str, Dict[str, str]]:
+    """``["lrx.inner=5", ...]`` -> ``{"lrx": {"inner": "5"}}``; values stay strings (the Param coerces).
+
+    Raises ParameterError for a malformed item or a detector not in ``detectors``.
+    """
+    out: Dict[str, Dict[str, str]] = {}
+    for item in items:
+        key, eq, value = str(item).partition("=")
+        det, dot, name = key.strip().partition(".")
+        if not eq or not dot or not det or not name:
+            raise ParameterError(f"expected DETECTOR.PARAM=VALUE (e.g. lrx.inner=5), got {item!r}")
+        det = det.lower()
+        if det not in detectors:
+            raise ParameterError(f"parameter {item!r} names detector {det!r}, which is not among {list(detectors)}")
+        out.setdefault(det, {})[name.strip()] = value.strip()
+    return out
+
+
+@dataclass
+class BenchmarkResult:
+    """Rows (one per scene x detector, dicts with :data:`CSV_FIELDS`), the scenes and the score maps."""
+
+    detectors: List[str]
+    scenes: List[Scene]
+    rows: List[dict] = field(default_factory=list)
+    scores: Dict[Tuple[str, str], np.ndarray] = field(default_factory=dict)
+
+    def row(self, scene: str, detector: str) -> dict:
+        for r in self.rows:
+            if r["scene"] == scene and r["detector"] == detector:
+                return r
+        raise KeyError((scene, detector))
+
+    def mean(self, detector: str, key: str) -> float:
+        vals = [r[key] for r in self.rows if r["detector"] == detector and not r["error"]]
+        vals = [v for v in vals if v is not None and math.isfinite(v)]
+        return float(np.mean(vals)) if vals else float("nan")
+
+
+ProgressHook = Callable[[int, int, str, str, float], None]
+
+
+def run_benchmark(
+    detectors: Sequence[str],
+    scenes: Sequence[Union[str, os.PathLike, Scene]],
+    params: Optional[Dict[str, Dict[str, object]]] = None,
+    on_progress: Optional[ProgressHook] = None,
+    keep_scores: bool = True,
+) -> BenchmarkResult:
+    """Run every detector on every scene and evaluate it.
+
+    Parameters
+    ----------
+    detectors : registry names, in table order.
+    scenes : paths (read with :func:`load_scene`) or :class:`Scene` objects.
+    params : per-detector parameters, ``{"lrx": {"inner": 5}}``.
+    on_progress : ``f(run_index, n_runs, scene, detector, fraction)``, called as each detector advances.
+    keep_scores : keep the score maps (for :func:`make_figures`).
+    """
+    from .registry import get_detector
+
+    params = params or {}
+    dets = [str(d).strip().lower() for d in detectors if str(d).strip()]
+    if not dets:
+        raise ParameterError("no detector given; expected a list such as rx,lrx")
+    # build every detector first: unknown names and bad parameters fail before any work
+    instances = {d: get_detector(d, **params.get(d, {})) for d in dets}
+    loaded = [s if isinstance(s, Scene) else load_scene(s) for s in scenes]
+    if not loaded:
+        raise InputError("no scenes to benchmark")
+    res = BenchmarkResult(detectors=dets, scenes=loaded)
+    n_runs = len(dets) * len(loaded)
+    k = 0
+    for sc in loaded:
+        for d in dets:
+            def cb(frac, _msg=None, _k=k, _s=sc.name, _d=d):
+                if on_progress is not None:
+                    on_progress(_k, n_runs, _s, _d, frac)
+
+            cb(0.0)
+            row = {f: None for f in CSV_FIELDS}
+            row.update(scene=sc.name, detector=d, error="")
+            try:
+                t0, c0 = time.perf_counter(), time.process_time()
+                s = instances[d].detect(sc.cube, sc.mask, progress=cb)
+                row["seconds"] = time.perf_counter() - t0
+                row["cpu_seconds"] = time.process_time() - c0
+                row.update(evaluate(s, sc.gt, sc.mask))
+                if keep_scores:
+                    res.scores[(sc.name, d)] = s
+            except HadcoreError as exc:
+                row["error"] = f"{type(exc).__name__}: {exc}"
+            except ImportError as exc:  # an optional dependency of that detector
+                row["error"] = f"ImportError: {exc}"
+            cb(1.0)
+            res.rows.append(row)
+            k += 1
+    return res
+
+
+# ---------------------------------------------------------------------------------------------- tables
+def _fmt(v, digits=4) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        if math.isnan(v):
+            return ""
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def write_csv(result: BenchmarkResult, path) -> Path:
+    """One row per scene x detector; full precision."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    with open(p, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(CSV_FIELDS))
+        w.writeheader()
+        for r in result.rows:
+            w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in CSV_FIELDS})
+    return p
+
+
+def markdown_report(result: BenchmarkResult, figures: Optional[Dict[str, str]] = None, title: str = "Benchmark") -> str:
+    """Markdown: a summary (mean over scenes per detector), then one scene x detector table per metric."""
+    dets = result.detectors
+    names = [s.name for s in result.scenes]
+    lines = [f"# {title}", ""]
+    lines.append(
+        f"{len(names)} scene(s), {len(dets)} detector(s). Metrics as in EVALUATION.md (4 decimals); "
+        "seconds = wall-clock time of `detect` on this machine."
+    )
+    lines += ["", "## Mean over scenes", ""]
+    head = ["detector"] + [h for _, h in METRIC_COLUMNS] + ["seconds (mean)", "seconds (max)"]
+    lines.append("| " + " | ".join(head) + " |")
+    lines.append("|" + "---|" * len(head))
+    for d in dets:
+        secs = [r["seconds"] for r in result.rows if r["detector"] == d and r["seconds"] is not None]
+        cells = [d] + [_fmt(result.mean(d, k)) for k, _ in METRIC_COLUMNS]
+        cells += [_fmt(float(np.mean(secs)), 2) if secs else "", _fmt(float(np.max(secs)), 2) if secs else ""]
+        lines.append("| " + " | ".join(cells) + " |")
+    for key, header in METRIC_COLUMNS + (("seconds", "seconds"),):
+        lines += ["", f"## {header}", ""]
+        lines.append("| scene | " + " | ".join(dets) + " |")
+        lines.append("|" + "---|" * (len(dets) + 1))
+        for n in names:
+            cells = []
+            for d in dets:
+                r = result.row(n, d)
+                cells.append("error" if r["error"] else _fmt(r[key], 2 if key == "seconds" else 4))
+            lines.append(f"| {n} | " + " | ".join(cells) + " |")
+        if key != "seconds":
+            lines.append("| **mean** | " + " | ".join(_fmt(result.mean(d, key)) for d in dets) + " |")
+    errors = [r for r in result.rows if r["error"]]
+    if errors:
+        lines += ["", "## Errors", ""]
+        lines += [f"- {r['detector']} on {r['scene']}: {r['error']}" for r in errors]
+    if figures:
+        lines += ["", "## Figures", ""]
+        for label, rel in figures.items():
+            lines += [f"### {label}", "", f"![{label}]({rel})", ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+# ---------------------------------------------------------------------------------------------- figures
+def _grid(n: int) -> Tuple[int, int]:
+    cols = min(n, 3)
+    return int(math.ceil(n / cols)), cols
+
+
+def make_figures(result: BenchmarkResult, out_dir, prefix: str = "bench_", dpi: int = 110) -> Dict[str, Path]:
+    """Write the figures (PNG) and return ``{label: path}``.
+
+    - ``<prefix>roc.png``: ROC curves (PD against PF, log PF axis), one panel per scene;
+    - ``<prefix>roc3d.png``: 3-D ROC (PF, tau, PD) with tau the min-max normalised threshold;
+    - ``<prefix>box.png``: background vs anomaly normalised scores per detector (separability);
+    - ``<prefix>maps.png``: score maps (normalised) beside the ground truth, one row per scene.
+    """
+    from matplotlib.figure import Figure  # lazily: the core does not need matplotlib
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    dets = result.detectors
+    scenes = result.scenes
+    cmap_colors = _colors(len(dets))
+    paths: Dict[str, Path] = {}
+    rows, cols = _grid(len(scenes))
+
+    # ROC curves
+    fig = Figure(figsize=(4.2 * cols, 3.6 * rows))
+    for i, sc in enumerate(scenes):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        for j, d in enumerate(dets):
+            s = result.scores.get((sc.name, d))
+            if s is None:
+                continue
+            pf, pd_, _ = roc_curve(s, sc.gt, sc.mask)
+            auc = result.row(sc.name, d)["auc_pd_pf"]
+            ax.plot(np.maximum(pf, 1e-5), pd_, color=cmap_colors[j], lw=1.3, label=f"{d} ({auc:.3f})")
+        ax.set_xscale("log")
+        ax.set_xlim(1e-4, 1.0)
+        ax.set_ylim(0, 1.01)
+        ax.set_title(sc.name, fontsize=10)
+        ax.set_xlabel("PF")
+        ax.set_ylabel("PD")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    paths["ROC curves"] = _save(fig, out / f"{prefix}roc.png", dpi)
+
+    # 3-D ROC
+    fig = Figure(figsize=(4.4 * cols, 4.0 * rows))
+    for i, sc in enumerate(scenes):
+        ax = fig.add_subplot(rows, cols, i + 1, projection="3d")
+        for j, d in enumerate(dets):
+            s = result.scores.get((sc.name, d))
+            if s is None:
+                continue
+            pf, pd_, thr = roc_curve(s, sc.gt, sc.mask)
+            valid = np.isfinite(s) if sc.mask is None else (np.isfinite(s) & sc.mask)
+            lo, hi = float(np.min(s[valid])), float(np.max(s[valid]))
+            tau = np.clip((thr - lo) / (hi - lo if hi > lo else 1.0), 0.0, 1.0)  # thr[0] = inf -> 1
+            ax.plot(pf, tau, pd_, color=cmap_colors[j], lw=1.2, label=d)
+        ax.set_xlabel("PF", fontsize=8)
+        ax.set_ylabel("τ", fontsize=8)
+        ax.set_zlabel("PD", fontsize=8)
+        ax.set_title(sc.name, fontsize=10)
+        ax.tick_params(labelsize=6)
+        if i == 0:
+            ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    paths["3-D ROC (PD, PF, τ)"] = _save(fig, out / f"{prefix}roc3d.png", dpi)
+
+    # background-anomaly box plots (fewer panels per row when there are many detectors)
+    bcols = cols if len(dets) <= 5 else min(len(scenes), 2)
+    brows = int(math.ceil(len(scenes) / bcols))
+    fig = Figure(figsize=(max(4.2, 0.55 * len(dets) + 1.5) * bcols, 3.0 * brows))
+    for i, sc in enumerate(scenes):
+        ax = fig.add_subplot(brows, bcols, i + 1)
+        data, pos, colors = [], [], []
+        g = sc.gt > 0
+        for j, d in enumerate(dets):
+            s = result.scores.get((sc.name, d))
+            if s is None:
+                continue
+            n = normalize_scores(s, sc.mask)
+            ok = np.isfinite(n)
+            data += [n[ok & ~g], n[ok & g]]
+            pos += [3 * j + 1, 3 * j + 2]
+            colors += ["#4c72b0", "#dd5555"]
+        if data:
+            bp = ax.boxplot(data, positions=pos, widths=0.8, whis=(5, 95), showfliers=False, patch_artist=True)
+            for patch, c in zip(bp["boxes"], colors):
+                patch.set_facecolor(c)
+                patch.set_alpha(0.75)
+        ax.set_xticks([3 * j + 1.5 for j in range(len(dets))])
+        ax.set_xticklabels(dets, rotation=45, fontsize=8)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_title(sc.name, fontsize=10)
+        ax.set_ylabel("normalised score")
+        ax.grid(axis="y", alpha=0.3)
+    fig.suptitle("background (blue) vs anomaly (red), whiskers 5-95 %", fontsize=10)
+    fig.tight_layout()
+    paths["Background-anomaly separability"] = _save(fig, out / f"{prefix}box.png", dpi)
+
+    # score maps beside the ground truth
+    ncol = len(dets) + 1
+    fig = Figure(figsize=(1.9 * ncol, 2.0 * len(scenes) + 0.3))
+    for i, sc in enumerate(scenes):
+        ax = fig.add_subplot(len(scenes), ncol, i * ncol + 1)
+        ax.imshow(sc.gt, cmap="gray", interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_ylabel(sc.name, fontsize=7)
+        if i == 0:
+            ax.set_title("ground truth", fontsize=8)
+        for j, d in enumerate(dets):
+            ax = fig.add_subplot(len(scenes), ncol, i * ncol + j + 2)
+            s = result.scores.get((sc.name, d))
+            if s is not None:
+                ax.imshow(normalize_scores(s, sc.mask), cmap="inferno", vmin=0, vmax=1, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(d, fontsize=8)
+    fig.tight_layout()
+    paths["Score maps"] = _save(fig, out / f"{prefix}maps.png", min(dpi, 90))
+    return paths
+
+
+def _colors(n: int):
+    base = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+            "#bcbd22", "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173"]
+    return [base[i % len(base)] for i in range(n)]
+
+
+def _save(fig, path: Path, dpi: int) -> Path:
+    fig.savefig(path, dpi=dpi)
+    return path
+
+
+def write_outputs(result: BenchmarkResult, out_dir, figures: bool = True, prefix: str = "bench_",
+                  title: str = "Benchmark", img_subdir: str = "") -> Dict[str, Path]:
+    """Write ``benchmark.csv``, ``benchmark.md`` and (``figures``) the PNGs; return the paths by kind."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths: Dict[str, Path] = {"csv": write_csv(result, out / "benchmark.csv")}
+    figs: Dict[str, str] = {}
+    if figures:
+        img_dir = out / img_subdir if img_subdir else out
+        for label, p in make_figures(result, img_dir, prefix=prefix).items():
+            paths[label] = p
+            figs[label] = os.path.relpath(p, out).replace(os.sep, "/")
+    md = out / "benchmark.md"
+    md.write_text(markdown_report(result, figs, title=title), encoding="utf-8")
+    paths["md"] = md
+    return paths
