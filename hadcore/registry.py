@@ -19,7 +19,16 @@ ENTRY_POINT_GROUP = "hadcore.detectors"
 #: built-in detectors: registry name -> "module:Class" (one detector per module)
 _BUILTIN: Dict[str, str] = {
     "rx": "hadcore.detectors.rx:RX",
+    "crd": "hadcore.detectors.crd:CRD",
+    "lrasr": "hadcore.detectors.lrasr:LRASR",
+    "glrt2s": "hadcore.detectors.glrt2s:GLRT2S",
+    "kifd": "hadcore.detectors.kifd:KIFD",
+    "lsmad": "hadcore.detectors.lsmad:LSMAD",
+    "aed": "hadcore.detectors.aed:AED",
+    "pta": "hadcore.detectors.pta:PTA",
+    "kdad": "hadcore.detectors.kdad:KDAD",
     "lrx": "hadcore.detectors.lrx:LRX",
+    "stad": "hadcore.detectors.stad:STAD",
 }
 
 

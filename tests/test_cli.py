@@ -56,7 +56,7 @@ def test_list_and_info_are_generated_from_declarations():
     r = run("info", "lrx", "--json")
     info = json.loads(r.output)
     assert [p["name"] for p in info["params"]] == [p.name for p in hadcore.get_detector_class("lrx").params]
-    assert info["context"]["halo"] == 8
+    assert info["context"]["halo"] == 15  # outer 31
     r = run("info", "lrx")
     assert "odd integer in [3, 201]" in r.output and "Reference:" in r.output
     user_error(run("info", "nope"), "unknown detector 'nope'")
@@ -101,7 +101,7 @@ def test_parameters_reach_the_detector_and_batch_mode(tmp_path, crop_tif):
         tags = src.tags()
         a = src.read(1)
     assert json.loads(tags["parameters"])["outer"] == 9 and tags["bands"] == "20"
-    run("detect", "lrx", crop_tif, "-o", tmp_path / "b.tif", "-p", "outer=11", "--bands", "1-20", "-q")
+    run("detect", "lrx", crop_tif, "-o", tmp_path / "b.tif", "-p", "inner=3", "-p", "outer=11", "--bands", "1-20", "-q")
     with rasterio.open(tmp_path / "b.tif") as src:
         assert not np.allclose(a, src.read(1))
 
@@ -162,7 +162,7 @@ def test_nan_nodata_and_constant_band_inputs(tmp_path):
 
 def test_detection_is_deterministic(tmp_path, crop_tif):
     for name in ("a.tif", "b.tif"):
-        run("detect", "lrx", crop_tif, "-o", tmp_path / name, "-p", "outer=9", "-q")
+        run("detect", "lrx", crop_tif, "-o", tmp_path / name, "-p", "inner=3", "-p", "outer=9", "-q")
     with rasterio.open(tmp_path / "a.tif") as a, rasterio.open(tmp_path / "b.tif") as b:
         np.testing.assert_array_equal(a.read(1), b.read(1))
 

@@ -32,6 +32,11 @@ class LRX(Detector):
     holds fewer valid pixels than bands (borders, small windows) and is scale-free (relative to the mean
     variance of the ring).
 
+    Defaults (``inner=11, outer=31, ridge=1``): a covariance of B ~ 200 bands needs a ring several times B
+    pixels large (31^2 - 11^2 = 840), and a guard window wider than the targets, or they leak into their own
+    background. Mean AUC(PD,PF) over the nine shared scenes: 0.9385 with the defaults, 0.9164 at (7, 21),
+    0.8832 at (3, 17) with ridge 1, and 0.7424 at (3, 17) with ridge 1e-3 (global RX: 0.9407).
+
     Border rule: windows are clipped at the image border; the ring holds only valid pixels inside the image
     (no padding, no reflection). A corner pixel of ``(3, 17)`` therefore sees a 9 x 9 window minus its 2 x 2
     guard = 77 pixels. A pixel whose ring holds fewer than 2 valid pixels gets NaN (no background estimate).
@@ -57,9 +62,9 @@ class LRX(Detector):
     )
     family = "statistical"
     params = (
-        Param("inner", "int", 3, "Side of the inner (guard) window, odd pixels.", min=1, max=101, odd=True),
-        Param("outer", "int", 17, "Side of the outer window, odd pixels, larger than inner.", min=3, max=201, odd=True),
-        Param("ridge", "float", 1e-3, "Diagonal loading relative to the ring's mean variance.", min=1e-12, max=10.0),
+        Param("inner", "int", 11, "Side of the inner (guard) window, odd pixels.", min=1, max=101, odd=True),
+        Param("outer", "int", 31, "Side of the outer window, odd pixels, larger than inner.", min=3, max=201, odd=True),
+        Param("ridge", "float", 1.0, "Diagonal loading relative to the ring's mean variance.", min=1e-12, max=10.0),
         Param("tile", "int", 128, "Columns per tile (bounds memory; results do not depend on it).", min=8, max=4096),
     )
 
