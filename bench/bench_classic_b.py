@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hadcore.benchmark import find_scenes, run_benchmark
+from hadcore.benchmark import find_scenes, run_benchmark, scene_table
 
 SCENES = ["abu-airport-1", "abu-airport-2", "abu-beach-1", "abu-beach-2", "abu-urban-1", "abu-urban-2",
           "sandiego-lren", "hydice-162", "pavia-100"]
@@ -36,13 +36,7 @@ def main(argv=None):
             print(f"  [{k + 1}/{n}] {det} on {scene} ...", file=sys.stderr, flush=True)
 
     res = run_benchmark(dets, paths, on_progress=show, keep_scores=False)
-    print(f"{'scene':15s}" + "".join(f"{d:>16s}" for d in dets))
-    for p in paths:
-        cells = []
-        for d in dets:
-            r = res.row(p.stem, d)
-            cells.append("error" if r["error"] else f"{r['auc_pd_pf']:.4f} {r['seconds']:6.1f}s")
-        print(f"{p.stem:15s}" + "".join(f"{c:>16s}" for c in cells))
+    print(scene_table(res, dets, [p.stem for p in paths]))
     rx_mean = res.mean("rx", "auc_pd_pf")
     ok = True
     print(f"\nglobal RX mean AUC(PD,PF) {rx_mean:.4f}; bar: >= {rx_mean - a.margin:.4f}, <= {a.max_seconds:.0f} s")

@@ -87,66 +87,15 @@ def find_scenes(data_dir) -> List[Path]:
     return out
 
 
-def _read_with_io(path: Path):
-    """hadcore.io.read_raster when the I/O layer is installed, else None."""
-    try:
-        from .io import read_raster  # type: ignore
-    except ImportError:
-        return None
-    r = read_raster(str(path))
-    return np.asarray(r.cube), (None if r.gt is None else np.asarray(r.gt)), getattr(r, "mask", None)
-
-
-def _read_fallback(path: Path):
-    suf = path.suffix.lower()
-    if suf == ".npz":
-        with np.load(path) as z:
-            if "cube" not in z.files:
-                raise FileError(f"{path.name}: an .npz scene needs an array 'cube', found {sorted(z.files)}")
-            return z["cube"], (z["gt"] if "gt" in z.files else None), None
-    if suf == ".mat":
-        from scipy.io import loadmat
-
-        try:
-            m = loadmat(str(path))
-        except Exception as exc:  # scipy raises several types for bad files
-            raise FileError(f"{path.name}: cannot read the .mat file ({exc})") from None
-        arrays = {k: v for k, v in m.items() if not k.startswith("__") and isinstance(v, np.ndarray)}
-        cubes = [k for k, v in arrays.items() if v.ndim == 3]
-        if not cubes:
-            raise FileError(f"{path.name}: no 3-D array in the .mat file (keys {sorted(arrays)})")
-        ck = max(cubes, key=lambda k: arrays[k].size)
-        cube = arrays[ck]
-        gts = [k for k, v in arrays.items() if v.ndim == 2 and v.shape == cube.shape[:2]]
-        pref = [k for k in gts if k.lower() in ("gt", "map", "groundtruth", "ground_truth", "mask")]
-        gt = arrays[(pref or gts)[0]] if gts else None
-        return cube, gt, None
-    # GeoTIFF
-    try:
-        import rasterio
-    except ImportError:
-        raise FileError(f"{path.name}: reading GeoTIFF needs rasterio (pip install hadcore[cli])") from None
-    with rasterio.open(path) as src:
-        cube = np.moveaxis(src.read(), 0, -1)
-        valid = src.dataset_mask() > 0
-    gt = None
-    for cand in (path.with_name(path.stem + "_gt" + path.suffix), path.with_name(path.stem + "_gt.tif")):
-        if cand.exists():
-            with rasterio.open(cand) as src:
-                gt = src.read(1)
-            break
-    return cube, gt, valid
-
-
 def load_scene(path) -> Scene:
-    """Read one scene with its ground truth (``hadcore.io.read_raster`` when available)."""
+    """Read one scene with its ground truth through :func:`hadcore.io.read_raster`."""
+    from .io import read_raster
+
     p = Path(path)
     if not p.exists():
         raise FileError(f"scene file not found: {str(p)!r}")
-    got = _read_with_io(p)
-    if got is None:
-        got = _read_fallback(p)
-    cube, gt, mask = got
+    r = read_raster(str(p))
+    cube, gt, mask = r.cube, r.gt, r.mask
     if gt is None:
         raise InputError(f"{p.name}: no ground truth (an .npz/.mat 'gt' array, or a sibling {p.stem}_gt.tif)")
     gt = np.asarray(gt)
@@ -258,6 +207,18 @@ def run_benchmark(
 
 
 # ---------------------------------------------------------------------------------------------- tables
+def scene_table(result: "BenchmarkResult", detectors: Sequence[str], scenes: Sequence[str]) -> str:
+    """Plain-text table (scene x detector: AUC(PD,PF) and seconds) for the console benchmarks."""
+    lines = [f"{'scene':15s}" + "".join(f"{d:>16s}" for d in detectors)]
+    for scene in scenes:
+        cells = []
+        for d in detectors:
+            r = result.row(scene, d)
+            cells.append("error" if r["error"] else f"{r['auc_pd_pf']:.4f} {r['seconds']:6.1f}s")
+        lines.append(f"{scene:15s}" + "".join(f"{c:>16s}" for c in cells))
+    return "\n".join(lines)
+
+
 def _fmt(v, digits=4) -> str:
     if v is None:
         return ""

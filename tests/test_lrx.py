@@ -64,7 +64,7 @@ def test_lrx_declares_its_halo_and_rejects_bad_windows():
     assert hadcore.get_detector("lrx", inner=3, outer=17).context().halo == 8
     with pytest.raises(ParameterError, match="odd"):
         hadcore.get_detector("lrx", outer=16)
-    with pytest.raises(ParameterError, match="smaller than outer"):
+    with pytest.raises(ParameterError, match="inner window must be smaller than the outer"):
         hadcore.get_detector("lrx", inner=7, outer=7)
 
 

@@ -10,8 +10,8 @@ from scipy.linalg.blas import dsyr, dsyrk
 from scipy.linalg.lapack import dpotrf, dtrtrs  # imported before threadpool_limits so it is limited too
 
 from ..base import Context, Detector
-from ..errors import ParameterError
 from ..params import Param
+from ..windows import check_windows
 
 __all__ = ["LRX"]
 
@@ -69,8 +69,7 @@ class LRX(Detector):
     )
 
     def _check_params(self):
-        if self.inner >= self.outer:
-            raise ParameterError(f"lrx: inner ({self.inner}) must be smaller than outer ({self.outer})")
+        check_windows(self.inner, self.outer, self.name)
 
     def context(self) -> Context:
         return Context(halo=self.outer // 2)
