@@ -16,7 +16,7 @@ echo "== tests/ (numpy $(.venv/bin/python -c 'import numpy; print(numpy.__versio
 .venv/bin/python -m pytest tests -q -p no:cacheprovider "$@"
 
 echo "== core tests on numpy $(.venv-qgis/bin/python -c 'import numpy; print(numpy.__version__)') (Debian/QGIS)"
-HADCORE_CORE_ONLY=1 .venv-qgis/bin/python -m pytest tests -q -p no:cacheprovider -p no:pytest_qgis
+HADCORE_CORE_ONLY=1 .venv-qgis/bin/python -m pytest tests -q -p no:cacheprovider -p no:pytest_qgis -m "not cli"
 
 echo "== tests_qgis/ (real QGIS)"
 bash scripts/run_qgis_tests.sh -q -p no:cacheprovider

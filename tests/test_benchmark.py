@@ -102,6 +102,7 @@ def test_bad_arguments(tmp_path, scene_dir):
         hb.load_scene(tmp_path / "nogt.npz")
 
 
+@pytest.mark.cli  # needs the CLI extras (click, rasterio)
 def test_cli(scene_dir, tmp_path):
     from click.testing import CliRunner
 
@@ -127,6 +128,7 @@ def test_cli(scene_dir, tmp_path):
     assert bad.exit_code == 2 and "not found" in bad.output
 
 
+@pytest.mark.cli  # needs the CLI extras (click, rasterio)
 def test_geotiff_scene_with_sibling_ground_truth(tmp_path):
     from conftest import require
 

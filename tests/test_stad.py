@@ -254,6 +254,7 @@ def test_shipped_weights_load_safely_and_beat_rx_on_airport(airport):
 
 
 # ------------------------------------------------------------------ the train command
+@pytest.mark.cli  # needs the CLI extras (click, rasterio)
 def test_train_command(tmp_path, small_crop):
     torch = require("torch")
     from click.testing import CliRunner

@@ -111,8 +111,8 @@ def test_bad_arguments(kw, msg):
         thermal_scene(**kw)
 
 
+@pytest.mark.cli  # needs the CLI extras (click, rasterio)
 def test_synth_command_writes_a_readable_geotiff(tmp_path):
-    pytest.importorskip("rasterio")
     from click.testing import CliRunner
 
     from hadcore.io import read_ground_truth, read_raster
