@@ -48,8 +48,9 @@ class LRX(Detector):
     Data are centred on the global mean first (the score is shift-invariant) to avoid cancellation. Work
     proceeds in tiles of at most ``tile`` columns, so memory is bounded by about
     ``(tile + outer) * B^2 * 8`` bytes per worker whatever the image height or width; tiles run in
-    threads. Measured on abu-airport-1 (100 x 100 x 205), window (3, 17), 2 cores: 3.6 s, against 104 s
-    for SPy's ``rx(X, window=(3, 17))`` on the same idle machine (``bench/bench_lrx.py``).
+    threads. Measured on abu-airport-1 (100 x 100 x 205), window (3, 17), 2 cores: 3.6-4.2 s, against
+    103 s for SPy's ``rx(X, window=(3, 17))`` side by side on the same idle machine, a ratio of 24
+    (``bench/bench_lrx.py``).
     """
 
     name = "lrx"
