@@ -44,7 +44,7 @@ class GLRT2S(Detector):
       corners, nodata) still gives a finite answer.
     - Windows: the authors' code tunes (outer, inner) per scene ((19, 15), (25, 3), (9, 5), (21, 5)).
       Defaults inner 3 (K = 9 test pixels), outer 15, ``n_components`` 20, chosen on the nine shared
-      scenes (3 / 11: 0.929, 5 / 15: lower; see bench/bench_classic_a.py).
+      scenes (3 / 11: 0.929, 5 / 15: lower; see bench/bench_classic.py).
 
     Window and border rule: the test set is the ``inner`` x ``inner`` square, the secondary data the
     ``outer`` x ``outer`` square minus it; windows are clipped at the image border and hold only valid

@@ -48,7 +48,7 @@ class KIFD(Detector):
       (abu-beach-2: AUC 0.20 with ``width = 1``, 0.93 with 10).
     - ``candidate_fraction`` = 1 %, ``margin`` = 5, ``n_refine`` = 1, ``local_trees`` = 50 are hadcore's
       choices, not tuned (mean AUC(PD,PF) over the nine shared scenes with all defaults: 0.964, global RX
-      0.941; bench/bench_classic_a.py). The paper's selection of candidate regions is replaced by
+      0.941; bench/bench_classic.py). The paper's selection of candidate regions is replaced by
       8-connected components of the thresholded map.
     - Every forest's ``random_state`` derives from ``seed``, so results are deterministic.
 

@@ -1,6 +1,7 @@
-"""Quality and speed of crd, lrasr, glrt2s and kifd over the nine shared scenes, against global RX.
+"""Quality and speed of the classic detectors over the nine shared scenes, against global RX.
 
-    python bench/bench_classic_a.py [--data ../shared/data] [--detectors crd,lrasr,glrt2s,kifd] [--no-scenes]
+    python bench/bench_classic.py [--data ../shared/data] [--detectors crd,lrasr,glrt2s,kifd,lsmad,aed,pta]
+                                  [--no-scenes]
 
 Prints AUC(PD,PF) per scene, the mean, the seconds per scene, and checks the issue-6 bar: mean AUC within
 0.03 of global RX's mean (or better) and at most 60 s per scene; then times CRD alone on a real
@@ -49,7 +50,7 @@ def crd_speed(data_dir, limit=10.0, repeats=2):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data"))
-    ap.add_argument("--detectors", default="crd,lrasr,glrt2s,kifd")
+    ap.add_argument("--detectors", default="crd,lrasr,glrt2s,kifd,lsmad,aed,pta")
     ap.add_argument("--max-seconds", type=float, default=60.0)
     ap.add_argument("--margin", type=float, default=0.03)
     ap.add_argument("--no-scenes", action="store_true", help="only the CRD speed check")
