@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 import hadcore
-from hadcore.errors import Cancelled, HadcoreError, ParameterError
+from hadcore.errors import HadcoreError, ParameterError
 
 from .options import (
     ProgressBar,
@@ -171,10 +171,7 @@ def detect_cmd(name, inputs, output, out_dir, params, bands, wavelengths, bad_ba
             raise hadcore.InputError(f"{det.name}: needs at least {det.min_bands} bands, got "
                                      f"{raster.cube.shape[2]} in {Path(inp).name}")
         with ProgressBar(f"{det.name} {Path(inp).name}", quiet) as bar:
-            try:
-                scores = det.detect(raster.cube, raster.mask, progress=bar)
-            except Cancelled:  # pragma: no cover - only from interactive cancellation
-                raise
+            scores = det.detect(raster.cube, raster.mask, progress=bar)
         n_bands = raster.cube.shape[2]
         write_scores(score_out, scores, crs=raster.crs, transform=raster.transform, input_nodata=raster.nodata,
                      detector=det.name, params=det.get_params(), n_bands=n_bands, normalize=normalize,

@@ -21,6 +21,7 @@ from typing import Iterator, Optional, Tuple
 
 import numpy as np
 
+from .base import Context, Detector
 from .errors import ParameterError
 
 __all__ = ["ring_offsets", "box_offsets", "window_index", "ring_index", "check_windows", "chunks"]
@@ -35,6 +36,17 @@ def check_windows(inner: int, outer: int, who: str = "detector") -> None:
         raise ParameterError(
             f"{who}: the inner window must be smaller than the outer one, got inner={inner}, outer={outer}"
         )
+
+
+class DualWindowDetector(Detector):
+    """Base of detectors with a dual window: validates the declared ``inner``/``outer`` parameters with
+    :func:`check_windows` and declares a halo of ``outer // 2`` pixels for tiled execution."""
+
+    def _check_params(self) -> None:
+        check_windows(self.inner, self.outer, self.name)
+
+    def context(self) -> Context:
+        return Context(halo=self.outer // 2)
 
 
 def box_offsets(size: int) -> Tuple[np.ndarray, np.ndarray]:

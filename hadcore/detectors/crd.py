@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..base import Context, Detector
 from ..params import Param
-from ..windows import check_windows, chunks, ring_index
+from ..windows import DualWindowDetector, chunks, ring_index
 
 __all__ = ["CRD"]
 
 
-class CRD(Detector):
+class CRD(DualWindowDetector):
     r"""Collaborative Representation Detector: how badly the local background ring represents a pixel.
 
     Li & Du (2015), the CRD of the method section (Sec. III; section and equation numbers not
@@ -63,12 +62,6 @@ class CRD(Detector):
         Param("lam", "float", 1e-2, "Tikhonov regularisation weight lambda (dimensionless).", min=0.0,
               max=1e6),
     )
-
-    def _check_params(self) -> None:
-        check_windows(self.inner, self.outer, self.name)
-
-    def context(self) -> Context:
-        return Context(halo=self.outer // 2)
 
     def _detect(self, cube, mask, progress):
         H, W, B = cube.shape

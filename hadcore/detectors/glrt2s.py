@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..base import Context, Detector
 from ..linalg import mean_cov
 from ..params import Param
-from ..windows import box_offsets, check_windows, chunks, window_index
+from ..windows import DualWindowDetector, box_offsets, chunks, window_index
 
 __all__ = ["GLRT2S"]
 
 
-class GLRT2S(Detector):
+class GLRT2S(DualWindowDetector):
     r"""2S-GLRT: the largest whitened energy of a rank-one anomaly in the inner window.
 
     Liu, Hou, Li, Tao, Orlando & Li (2021). The inner window around a pixel holds the test data
@@ -70,12 +69,6 @@ class GLRT2S(Detector):
         Param("ridge", "float", 1e-6, "Diagonal loading relative to the mean ring variance.", min=1e-12,
               max=1e3),
     )
-
-    def _check_params(self) -> None:
-        check_windows(self.inner, self.outer, self.name)
-
-    def context(self) -> Context:
-        return Context(halo=self.outer // 2)
 
     def _detect(self, cube, mask, progress):
         H, W, B = cube.shape

@@ -9,14 +9,13 @@ import numpy as np
 from scipy.linalg.blas import dsyr, dsyrk
 from scipy.linalg.lapack import dpotrf, dtrtrs  # imported before threadpool_limits so it is limited too
 
-from ..base import Context, Detector
 from ..params import Param
-from ..windows import check_windows
+from ..windows import DualWindowDetector
 
 __all__ = ["LRX"]
 
 
-class LRX(Detector):
+class LRX(DualWindowDetector):
     r"""Local RX: Mahalanobis distance of each pixel to the background of its dual-window ring.
 
     For pixel :math:`x` the background is the *ring* between a square inner (guard) window of side
@@ -68,12 +67,6 @@ class LRX(Detector):
         Param("ridge", "float", 1.0, "Diagonal loading relative to the ring's mean variance.", min=1e-12, max=10.0),
         Param("tile", "int", 128, "Columns per tile (bounds memory; results do not depend on it).", min=8, max=4096),
     )
-
-    def _check_params(self):
-        check_windows(self.inner, self.outer, self.name)
-
-    def context(self) -> Context:
-        return Context(halo=self.outer // 2)
 
     def _detect(self, cube, mask, progress):
         H, W, B = cube.shape
