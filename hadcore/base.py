@@ -35,29 +35,106 @@ from .errors import InputError, ParameterError
 from .params import Param
 from .progress import Progress, as_progress
 
-__all__ = ["Detector", "Context", "FAMILIES", "prepare_cube"]
+__all__ = ["Detector", "Context", "FitData", "FAMILIES", "prepare_cube", "prepare_block", "check_cube", "valid_mask"]
 
 FAMILIES = ("statistical", "representation", "deep")
 
 
 @dataclass(frozen=True)
 class Context:
-    """What a detector needs around a pixel, for tiled or distributed execution.
+    """What a detector needs of the scene, so that the engine (:mod:`hadcore.engine`) can run it block by
+    block, under a memory budget, in-process or on a cluster.
 
     Attributes
     ----------
     halo : int
-        Pixels of context needed on every side of a tile (local / windowed detectors).
+        Pixels of context needed on every side of a block (local / windowed detectors). Scores of the
+        block's interior are exact: they equal the scores of the whole image.
     global_stats : bool
-        Needs whole-image statistics (e.g. the mean and covariance of global RX); a tiled engine
-        computes them in a first pass.
+        The fit needs whole-image statistics (:class:`hadcore.stats.Moments`: count, mean, scatter, band
+        minimum and maximum), collected in a first pass.
+    sample : int
+        The fit needs a bounded uniform sample of this many valid pixels (:class:`hadcore.stats.PixelSample`,
+        drawn with ``seed``); a scene with fewer valid pixels is taken whole.
+    crops, crop_size : int
+        The fit needs ``crops`` square spatial crops of ``crop_size`` pixels (drawn with ``seed``); a scene
+        whose area is at most ``crops * crop_size**2`` is taken whole, as one crop.
+    seed : int
+        Seed of the sample and the crops.
     whole_scene : bool
-        Needs the whole scene at once (clustering, learned per scene); cannot be tiled.
+        The model couples the whole image: the engine runs the detector on scene tiles of ``tile`` pixels
+        that overlap by ``halo`` pixels on every side, blending scores linearly across the overlap.
+    tile : int
+        Side of a scene tile (``whole_scene`` only).
+    refine : bool
+        The fit needs one more pass after the statistics and the sample (see
+        :meth:`Detector._refine_block`).
     """
 
     halo: int = 0
     global_stats: bool = False
     whole_scene: bool = False
+    sample: int = 0
+    crops: int = 0
+    crop_size: int = 0
+    seed: int = 0
+    tile: int = 0
+    refine: bool = False
+
+    @property
+    def scaling(self) -> str:
+        """How the detector scales: ``local`` (halo only), ``stats`` (two passes: statistics, scores),
+        ``sample`` (fit on a bounded sample, then scores block by block), ``tiles`` (overlapping scene
+        tiles, blended)."""
+        if self.whole_scene:
+            return "tiles"
+        if self.sample or self.crops:
+            return "sample"
+        if self.global_stats or self.refine:
+            return "stats"
+        return "local"
+
+    @property
+    def exact(self) -> bool:
+        """Streamed scores equal in-memory scores (up to float rounding)."""
+        return self.scaling in ("local", "stats") and not self.refine
+
+    def describe(self) -> str:
+        s = self.scaling
+        if s == "local":
+            return f"local: a halo of {self.halo} pixels; exact under tiling"
+        if s == "stats":
+            return f"two passes: whole-image statistics, then scores with a halo of {self.halo} pixels; " \
+                   "exact under tiling"
+        if s == "sample":
+            what = []
+            if self.sample:
+                what.append(f"{self.sample} sampled pixels")
+            if self.crops:
+                what.append(f"{self.crops} crops of {self.crop_size} x {self.crop_size} pixels")
+            if self.global_stats:
+                what.append("whole-image statistics")
+            return f"fitted on {' and '.join(what)}, then scored block by block (halo {self.halo})"
+        return f"scene tiles of {self.tile} x {self.tile} pixels overlapping by {self.halo}, blended"
+
+
+@dataclass
+class FitData:
+    """What the engine hands to :meth:`Detector._fit`: the parts the detector's :class:`Context` asked for.
+
+    ``moments`` (:class:`~hadcore.stats.Moments` of the valid pixels), ``sample`` ((n, B) float64 valid
+    pixels in row-major order) and ``sample_index`` (their flat indices), ``crops`` (list of
+    ``(cube float64 (h, w, B), valid (h, w))``), ``refined`` (the merged result of the refine pass), the
+    scene ``shape`` (H, W, B) and its number of valid pixels ``n_valid``.
+    """
+
+    shape: Tuple[int, int, int]
+    n_valid: int
+    moments: Any = None
+    sample: Optional[np.ndarray] = None
+    sample_index: Optional[np.ndarray] = None
+    crops: Optional[list] = None
+    refined: Any = None
 
 
 class Detector:
@@ -134,33 +211,103 @@ class Detector:
     def _check_params(self) -> None:
         """Cross-parameter checks (override); raise ParameterError."""
 
+    def _fit(self, data: FitData, progress: Progress) -> None:
+        """Learn the fitted state from what :meth:`context` asked for (override).
+
+        Sets attributes ending in ``_``. Default: nothing to learn (purely local detectors, and
+        whole-scene detectors that model each scene tile on its own).
+        """
+
+    def _score(self, block: np.ndarray, mask: np.ndarray, progress: Progress) -> np.ndarray:
+        """Score a prepared block with the fitted state (override).
+
+        ``block`` is C-contiguous float64 (h, w, B) including its halo (clipped at the image border), zeros at
+        invalid pixels; ``mask`` (h, w) bool. Returns (h, w) scores; the engine keeps the interior.
+        Default: :meth:`_detect` on the block (whole-scene detectors run on each scene tile).
+        """
+        return self._detect(block, mask, progress)
+
     def _detect(self, cube: np.ndarray, mask: np.ndarray, progress: Progress) -> np.ndarray:
-        """Score a prepared cube.
+        """Score a prepared cube as one block: fit on it, then score it.
 
         ``cube`` is C-contiguous float64 (H, W, B); invalid pixels hold 0 and must not enter any
         statistic. ``mask`` is (H, W) bool, True = valid, with at least ``min_pixels`` valid pixels.
-        Return (H, W) scores (any float dtype); values at invalid pixels are ignored.
+        Return (H, W) scores (any float dtype); values at invalid pixels are ignored. Detectors that
+        implement :meth:`_fit` and :meth:`_score` need not override it.
         """
+        if type(self)._score is Detector._score:
+            raise NotImplementedError(f"{type(self).__name__} implements neither _detect nor _score")
+        from .engine import fit_data_from_cube
+
+        self._fit(fit_data_from_cube(cube, mask, self.context()), progress.sub(0.0, 0.3))
+        return self._score(cube, mask, progress.sub(0.3, 1.0))
+
+    # refine pass (Context.refine): after _fit, every block is seen once more with the fitted state
+    def _refine_block(self, block: np.ndarray, mask: np.ndarray) -> Any:
+        """Partial result of the refine pass on one block (no halo); merged with :meth:`_refine_merge`."""
         raise NotImplementedError
 
+    def _refine_merge(self, a: Any, b: Any) -> Any:
+        raise NotImplementedError
+
+    def _refine_finish(self, merged: Any) -> None:
+        """Update the fitted state from the merged refine result."""
+        raise NotImplementedError
+
+    def working_bytes(self, h: int, w: int, bands: int) -> int:
+        """Estimated peak bytes the detector allocates to score an ``h`` x ``w`` block of ``bands`` bands,
+        beyond the block itself (the engine's memory budget; override for detectors that need more)."""
+        return 3 * h * w * bands * 8
+
+    def state_bytes(self, bands: int) -> int:
+        """Bytes of the fitted state and fixed buffers (matrices, models), held while scoring."""
+        return 4 * bands * bands * 8
+
     # ------------------------------------------------------------------ public API
-    def detect(self, cube, mask=None, progress=None) -> np.ndarray:
-        """Score every pixel: (H, W) float32, higher = more anomalous, NaN where invalid."""
+    def fit(self, cube, mask=None, progress=None) -> "Detector":
+        """Learn what the detector needs of ``cube`` (statistics, a sample, crops); returns ``self``."""
+        from .engine import fit_data_from_cube
+
         prog = as_progress(progress)
         X, valid = prepare_cube(cube, mask, min_bands=self.min_bands, min_pixels=self.min_pixels, who=self.name)
-        scores = np.asarray(self._detect(X, valid, prog))
-        if scores.shape != valid.shape:
-            raise RuntimeError(f"{self.name}: _detect returned shape {scores.shape}, expected {valid.shape}")
-        out = scores.astype(np.float32, copy=True)
+        ctx = self.context()
+        self._fit(fit_data_from_cube(X, valid, ctx), prog)
+        if ctx.refine:
+            self._refine_finish(self._refine_block(X, valid))
+        self.fitted_bands_ = X.shape[2]
+        prog.update(1.0)
+        return self
+
+    def decision_function(self, cube, mask=None, progress=None) -> np.ndarray:
+        """Score ``cube`` (a block) with the state learnt by :meth:`fit`: (H, W) float32, NaN where invalid."""
+        prog = as_progress(progress)
+        fitted = getattr(self, "fitted_bands_", None)
+        if fitted is None:
+            raise InputError(f"{self.name}: call fit before decision_function")
+        X, valid = prepare_cube(cube, mask, min_bands=self.min_bands, min_pixels=1, who=self.name)
+        if X.shape[2] != fitted:
+            raise InputError(f"{self.name}: fitted on {fitted} bands, the block has {X.shape[2]}")
+        out = np.asarray(self._score(X, valid, prog)).astype(np.float32, copy=True)
         out[~valid] = np.nan
         prog.update(1.0)
         return out
 
+    def detect(self, cube, mask=None, progress=None) -> np.ndarray:
+        """Score every pixel: (H, W) float32, higher = more anomalous, NaN where invalid.
 
-def prepare_cube(cube, mask=None, *, min_bands: int = 2, min_pixels: int = 3, who: str = "detector"):
-    """Validate a cube and build the valid-pixel mask.
+        In memory: fit + score. Detectors that are exact under tiling (:attr:`Context.exact`) are run
+        block by block over the caller's array, so memory stays near the size of the cube (no float64
+        copy of the whole cube); the others fit and score the cube as one block.
+        """
+        from .engine import detect_in_memory
 
-    Returns ``(X, valid)``: X float64 C-contiguous (H, W, B) with 0 at invalid pixels, valid (H, W) bool.
+        return detect_in_memory(self, cube, mask, as_progress(progress))
+
+
+def check_cube(cube, mask=None, *, min_bands: int = 2, min_pixels: int = 3, who: str = "detector"):
+    """Validate a cube without copying it; returns ``(X, valid)`` with X the caller's array (as an ndarray,
+    2-D input gets a band axis when ``min_bands <= 1``) and valid the (H, W) bool mask.
+
     Raises :class:`InputError` with a one-line message for unusable input.
     """
     X = np.asarray(cube)
@@ -175,18 +322,50 @@ def prepare_cube(cube, mask=None, *, min_bands: int = 2, min_pixels: int = 3, wh
         raise InputError(f"{who}: needs at least {min_bands} bands, got {B}")
     if H == 0 or W == 0:
         raise InputError(f"{who}: the image is empty ({H} x {W} pixels)")
-    X = np.ascontiguousarray(X, dtype=np.float64)
-    finite = np.isfinite(X).all(axis=2)
-    nonzero = (X != 0).any(axis=2)
-    valid = finite & nonzero
     if mask is not None:
         m = np.asarray(mask)
         if m.shape != (H, W):
             raise InputError(f"{who}: mask shape {m.shape} does not match the image ({H}, {W})")
-        valid &= m.astype(bool)
+    valid = valid_mask(X, None, mask)
     n_valid = int(valid.sum())
     if n_valid < min_pixels:
         raise InputError(f"{who}: needs at least {min_pixels} valid pixels, got {n_valid}")
-    if not valid.all():
-        X = np.where(valid[..., None], X, 0.0)  # a copy: never write into the caller's array
     return X, valid
+
+
+def prepare_cube(cube, mask=None, *, min_bands: int = 2, min_pixels: int = 3, who: str = "detector"):
+    """Validate a cube and build the valid-pixel mask.
+
+    Returns ``(X, valid)``: X float64 C-contiguous (H, W, B) with 0 at invalid pixels, valid (H, W) bool.
+    Raises :class:`InputError` with a one-line message for unusable input.
+    """
+    X, valid = check_cube(cube, mask, min_bands=min_bands, min_pixels=min_pixels, who=who)
+    return prepare_block(X, valid), valid
+
+
+def prepare_block(X: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """float64 C-contiguous copy of a block with 0 at invalid pixels (never the caller's array)."""
+    out = np.array(X, dtype=np.float64, order="C", copy=True)
+    if not valid.all():
+        out[~valid] = 0.0
+    return out
+
+
+def valid_mask(cube: np.ndarray, nodata: Optional[float] = None, mask=None) -> np.ndarray:
+    """(h, w) bool: finite in every band, not all zeros, not nodata in every band, and ``mask``.
+
+    Computed a few rows at a time, so the temporary (h, w, B) booleans stay small.
+    """
+    H, W = cube.shape[:2]
+    valid = np.empty((H, W), dtype=bool)
+    step = max(1, (16 * 2**20) // max(1, W * cube.shape[2]))
+    nd = None if nodata is None or np.isnan(nodata) else nodata
+    for r in range(0, H, step):
+        X = np.asarray(cube[r:r + step])
+        v = np.isfinite(X).all(axis=2) & (X != 0).any(axis=2)
+        if nd is not None:
+            v &= ~(X == nd).all(axis=2)
+        valid[r:r + step] = v
+    if mask is not None:
+        valid &= np.asarray(mask, dtype=bool)
+    return valid

@@ -48,6 +48,11 @@ class DualWindowDetector(Detector):
     def context(self) -> Context:
         return Context(halo=self.outer // 2)
 
+    def working_bytes(self, h: int, w: int, bands: int) -> int:
+        # window_index's (N, L) int64 indices and bool flags for every pixel, a float64 copy of the
+        # block, and the batched solves (bounded by the detectors' chunking, ~100 MB)
+        return h * w * (self.outer ** 2 * 9 + 2 * bands * 8) + 100 * 2**20
+
 
 def box_offsets(size: int) -> Tuple[np.ndarray, np.ndarray]:
     """Row and column offsets (each (size**2,), row-major) of a ``size`` x ``size`` square centred on 0."""

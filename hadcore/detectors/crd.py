@@ -45,6 +45,8 @@ class CRD(DualWindowDetector):
       (global RX: 0.941): with ``lam`` that small the ring (112 pixels, fewer than the bands) acts as
       an almost unpenalised least-squares basis that absorbs too much of an anomaly.
 
+    Scaling: local, exact under tiling (a halo of ``outer // 2`` pixels).
+
     Window and border rule: the ring is the ``outer`` x ``outer`` square minus the ``inner`` x ``inner``
     square around the pixel; windows are clipped at the image border; the ring holds only valid pixels
     inside the image (:mod:`hadcore.windows`). A valid pixel whose ring is empty scores :math:`\|y\|_2`.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..base import Context, Detector
-from ..linalg import inv_psd, mahalanobis_sq, mean_cov
+from ..linalg import inv_psd, mahalanobis_sq
 from ..params import Param
 
 __all__ = ["RX"]
@@ -24,7 +24,9 @@ class RX(Detector):
     adds ``ridge * trace(Sigma)/B`` to the diagonal instead. Under a Gaussian background the score of a
     background pixel follows a chi-square law with B degrees of freedom, which ``fpr:`` thresholds use.
 
-    Context: whole-image statistics (mean and covariance), no spatial halo.
+    Scaling: two passes, exact under tiling. The fit takes the mean and covariance from the mergeable
+    statistics of the first pass (:class:`hadcore.stats.Moments`, float64); the score pass scores each block
+    on its own (no halo). Streamed scores equal in-memory ones to float rounding.
     """
 
     name = "rx"
@@ -43,12 +45,15 @@ class RX(Detector):
     def context(self) -> Context:
         return Context(global_stats=True)
 
-    def _detect(self, cube, mask, progress):
-        H, W, B = cube.shape
-        pixels = cube[mask]
-        mu, cov = mean_cov(pixels)
-        progress.update(0.3)
-        icov = inv_psd(cov, ridge=self.ridge)
-        scores = np.zeros((H, W))
-        scores[mask] = mahalanobis_sq(pixels, mu, icov)
+    def _fit(self, data, progress):
+        self.mean_ = data.moments.mean
+        self.icov_ = inv_psd(data.moments.cov(), ridge=self.ridge)
+
+    def _score(self, block, mask, progress):
+        scores = np.zeros(mask.shape)
+        scores[mask] = mahalanobis_sq(block[mask], self.mean_, self.icov_)
         return scores
+
+    def working_bytes(self, h, w, bands):
+        # the valid pixels gathered (N x B) plus one 65536-row chunk of D and D @ icov
+        return h * w * bands * 8 + 2 * min(h * w, 65536) * bands * 8

@@ -1,0 +1,570 @@
+"""The streaming engine: blocks, halos, passes and a memory budget (numpy only; no files here).
+
+A detector declares what it needs of the scene in its :class:`~hadcore.base.Context`; the engine turns that
+into a plan and runs it over a :class:`Source` (anything that reads windows: a numpy array, an xarray or dask
+array, a GDAL raster through :mod:`hadcore.io`) into a :class:`Sink` (an array, or the score GeoTIFF written
+block by block by :mod:`hadcore.io`):
+
+1. **statistics pass** (when the context asks for ``global_stats``, a ``sample``, or ``--reduce``): every
+   block is read once, without halo, into mergeable :class:`~hadcore.stats.Moments` and a bottom-k
+   :class:`~hadcore.stats.PixelSample`;
+2. **crops** (``crops``): a few square windows read at positions drawn with the seed;
+3. **fit**: :meth:`Detector._fit` on those; then the optional **refine pass** (``refine``);
+4. **score pass**: every block is read with a halo of ``Context.halo`` pixels (clipped at the image border),
+   scored by :meth:`Detector._score`, and its interior written to the sink. Whole-scene detectors
+   (``whole_scene``) run on scene tiles of ``Context.tile`` pixels that overlap by the halo; their scores
+   are blended linearly across the overlap.
+
+Block size is chosen from the memory budget (:func:`plan_blocks`): full-width strips when one fits (every
+GDAL layout reads those efficiently), square tiles otherwise. The block functions (:func:`collect_block`,
+:func:`score_window`) are plain numpy functions of a source and a window, so the Dask backend
+(:mod:`hadcore.distributed`) runs the very same code on workers.
+
+With ``reduce=("pca", K)`` every block is projected on the K leading principal components of the global
+covariance (from the statistics pass) before any detector sees it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from .base import Context, Detector, FitData, prepare_block, valid_mask
+from .errors import InputError, ParameterError
+from .progress import Progress, as_progress
+from .stats import Moments, PixelSample
+
+__all__ = [
+    "Source", "ArraySource", "ProjectedSource", "Sink", "ArraySink", "Window", "Plan", "plan_blocks",
+    "run", "detect_in_memory", "fit_data_from_cube", "collect_block", "score_window", "parse_reduce",
+    "default_mem_limit_mb", "MB",
+]
+
+MB = 2**20
+#: working memory of the in-memory ``detect`` path for detectors exact under tiling
+IN_MEMORY_BUDGET = 512 * MB
+#: most pixels in one block (progress granularity, and the float64 copies of wide scenes)
+MAX_BLOCK_PIXELS = 2**22
+
+Window = Tuple[int, int, int, int]  # r0, r1, c0, c1 (half-open)
+
+
+def default_mem_limit_mb() -> int:
+    """The default budget: a quarter of the physical memory, at most 2048 MB, at least 256 MB."""
+    try:
+        import os
+
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
+        total = 8 * 2**30
+    return int(max(256, min(2048, total // 4 // MB)))
+
+
+# ================================================================================================ sources
+class Source:
+    """A scene read by windows. Subclasses set ``shape`` (H, W, B) and implement :meth:`read`.
+
+    ``read(r0, r1, c0, c1)`` returns the (h, w, B) values (float32 or float64) of the selected bands;
+    :meth:`block` adds the valid mask and the float64 copy the detectors work on. ``nodata`` marks pixels
+    that hold it in every band. ``block_shape`` is the storage's own block (rows, columns), used to align
+    windows; ``name`` names the source in messages.
+    """
+
+    shape: Tuple[int, int, int] = (0, 0, 0)
+    nodata: Optional[float] = None
+    block_shape: Optional[Tuple[int, int]] = None
+    name: str = "array"
+
+    def read(self, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def user_mask(self, r0: int, r1: int, c0: int, c1: int) -> Optional[np.ndarray]:
+        return None
+
+    def block(self, r0: int, r1: int, c0: int, c1: int) -> Tuple[np.ndarray, np.ndarray]:
+        """(X float64 (h, w, B) with zeros at invalid pixels, valid (h, w) bool)."""
+        raw = self.read(r0, r1, c0, c1)
+        valid = valid_mask(raw, self.nodata, self.user_mask(r0, r1, c0, c1))
+        return prepare_block(raw, valid), valid
+
+
+class ArraySource(Source):
+    """A (H, W, B) array in memory (numpy, a memmap, or anything sliceable such as a dask array)."""
+
+    def __init__(self, array, mask=None, nodata: Optional[float] = None, name: str = "array"):
+        if getattr(array, "ndim", None) != 3:
+            raise InputError(f"expected a cube of shape (H, W, B), got an array of shape {getattr(array, 'shape', '?')}")
+        self.array = array
+        self.shape = tuple(int(s) for s in array.shape)
+        self.mask = None if mask is None else np.asarray(mask, dtype=bool)
+        if self.mask is not None and self.mask.shape != self.shape[:2]:
+            raise InputError(f"mask shape {self.mask.shape} does not match the image {self.shape[:2]}")
+        self.nodata = nodata
+        self.name = name
+
+    def read(self, r0, r1, c0, c1):
+        return np.asarray(self.array[r0:r1, c0:c1])
+
+    def user_mask(self, r0, r1, c0, c1):
+        return None if self.mask is None else self.mask[r0:r1, c0:c1]
+
+
+class ProjectedSource(Source):
+    """Another source's blocks projected on ``V`` (B, K) after removing ``mean``: ``(x - mean) @ V``.
+
+    The valid mask is the one of the raw block (projection never makes a pixel valid or invalid).
+    """
+
+    def __init__(self, base: Source, mean: np.ndarray, V: np.ndarray):
+        self.base = base
+        self.mean = np.asarray(mean, dtype=np.float64)
+        self.V = np.asarray(V, dtype=np.float64)
+        self.shape = base.shape[:2] + (self.V.shape[1],)
+        self.nodata = None
+        self.block_shape = base.block_shape
+        self.name = base.name
+
+    def read(self, r0, r1, c0, c1):  # pragma: no cover - block() is used
+        X, _ = self.block(r0, r1, c0, c1)
+        return X
+
+    def block(self, r0, r1, c0, c1):
+        X, valid = self.base.block(r0, r1, c0, c1)
+        h, w, B = X.shape
+        P = (X.reshape(h * w, B) - self.mean) @ self.V
+        P = P.reshape(h, w, -1)
+        P[~valid] = 0.0
+        return np.ascontiguousarray(P), valid
+
+
+def parse_reduce(spec) -> Optional[Tuple[str, int]]:
+    """``"pca:K"`` -> ("pca", K); None / "" / "none" -> None."""
+    if spec is None:
+        return None
+    if isinstance(spec, tuple):
+        return spec
+    s = str(spec).strip().lower()
+    if s in ("", "none", "off"):
+        return None
+    kind, _, k = s.partition(":")
+    try:
+        kk = int(k)
+    except ValueError:
+        kk = 0
+    if kind != "pca" or kk < 1:
+        raise ParameterError(f"reduce: expected 'pca:K' with K >= 1, got {spec!r}")
+    return "pca", kk
+
+
+# ================================================================================================ sinks
+class Sink:
+    """Receives scored blocks: :meth:`write` (r0, c0, (h, w) float32 with NaN = invalid)."""
+
+    def write(self, r0: int, c0: int, scores: np.ndarray) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class ArraySink(Sink):
+    def __init__(self, height: int, width: int):
+        self.array = np.full((height, width), np.nan, dtype=np.float32)
+
+    def write(self, r0, c0, scores):
+        h, w = scores.shape
+        self.array[r0:r0 + h, c0:c0 + w] = scores
+
+
+# ================================================================================================ planning
+@dataclass
+class Plan:
+    """Windows of the passes and what the fit needs."""
+
+    shape: Tuple[int, int, int]
+    halo: int
+    blend: bool
+    stat_windows: List[Window]
+    score_windows: List[Window]
+    needs_stats: bool
+    budget: int
+    block_bytes: int
+    notes: List[str] = field(default_factory=list)
+
+    @property
+    def n_blocks(self) -> int:
+        return len(self.score_windows)
+
+
+def _split(n: int, size: int, align: int = 1) -> List[Tuple[int, int]]:
+    """Cut range(n) into consecutive pieces of about ``size`` (a multiple of ``align`` where possible),
+    spread evenly so the last piece is not a sliver."""
+    size = max(1, min(int(size), n))
+    if align > 1 and size >= align:
+        size = (size // align) * align
+    k = -(-n // size)
+    if align > 1 and size % align == 0:
+        edges = [min(i * size, n) for i in range(k + 1)]
+    else:
+        edges = [round(i * n / k) for i in range(k + 1)]
+    return [(a, b) for a, b in zip(edges[:-1], edges[1:]) if b > a]
+
+
+def block_cost(det: Detector, h: int, w: int, bands: int, in_bands: int) -> int:
+    """Bytes held while scoring one h x w window: the raw read (float32 of the source bands), the float64
+    block, and the detector's working memory."""
+    return h * w * (in_bands * 4 + bands * 8) + det.working_bytes(h, w, bands)
+
+
+def plan_blocks(det: Detector, shape: Tuple[int, int, int], budget_bytes: int, *, in_bands: Optional[int] = None,
+                block_shape: Optional[Tuple[int, int]] = None, needs_stats: bool = False,
+                whole: bool = False) -> Plan:
+    """The windows of the statistics and score passes under ``budget_bytes``.
+
+    Raises :class:`InputError` naming the smallest budget that works when not even the smallest block fits.
+    """
+    H, W, B = shape
+    in_bands = in_bands or B
+    ctx = det.context()
+    halo = int(ctx.halo)
+    fixed = det.state_bytes(B) + (2 * B * B * 8 if needs_stats else 0)
+    avail = budget_bytes - fixed
+    align_r, align_c = block_shape or (1, 1)
+    notes: List[str] = []
+    if whole:
+        score = [(0, H, 0, W)]
+        cost = block_cost(det, H, W, B, in_bands)
+    elif ctx.whole_scene:
+        T = int(ctx.tile) if ctx.tile else max(H, W)
+        th, tw = min(T, H), min(T, W)
+        cost = block_cost(det, th + 2 * halo, tw + 2 * halo, B, in_bands)
+        if cost > avail:
+            need = -(-(cost + fixed) // MB) + 1
+            raise InputError(
+                f"{det.name}: a memory limit of {budget_bytes // MB} MB cannot hold one scene tile of "
+                f"{th + 2 * halo} x {tw + 2 * halo} pixels x {B} bands; the smallest budget that works is {need} MB"
+            )
+        score = [(r0, r1, c0, c1) for r0, r1 in _split(H, th) for c0, c1 in _split(W, tw)]
+        notes.append(f"scene tiles of {th} x {tw} pixels, overlap {halo}")
+    else:
+        # full-width strips when the smallest useful strip fits, else square tiles
+        min_core = max(8, min(64, H))
+        w_in = W
+        if block_cost(det, min_core + 2 * halo, W, B, in_bands) > avail:
+            # square tiles: largest side s with cost(s + 2 halo, s + 2 halo) <= avail
+            s = 8
+            while s * 2 <= max(H, W) and block_cost(det, 2 * s + 2 * halo, 2 * s + 2 * halo, B, in_bands) <= avail:
+                s *= 2
+            while block_cost(det, s + 2 * halo, s + 2 * halo, B, in_bands) > avail and s > 1:
+                s //= 2
+            if block_cost(det, s + 2 * halo, s + 2 * halo, B, in_bands) > avail or s < 1:
+                need = -(-(block_cost(det, 1 + 2 * halo, 1 + 2 * halo, B, in_bands) * 4 + fixed) // MB) + 1
+                raise InputError(
+                    f"{det.name}: a memory limit of {budget_bytes // MB} MB cannot hold one block of this "
+                    f"{B}-band scene with its halo of {halo} pixels; the smallest budget that works is {need} MB"
+                )
+            bh, bw = min(s, H), min(s, W)
+            w_in = bw + 2 * halo
+        else:
+            bw = W
+            bh = min_core
+            while bh < H and block_cost(det, 2 * bh + 2 * halo, w_in, B, in_bands) <= avail \
+                    and 2 * bh * W <= MAX_BLOCK_PIXELS:
+                bh *= 2
+            # grow linearly up to the budget
+            step = max(1, bh // 4)
+            while bh + step <= H and block_cost(det, bh + step + 2 * halo, w_in, B, in_bands) <= avail \
+                    and (bh + step) * W <= MAX_BLOCK_PIXELS:
+                bh += step
+            bh = min(bh, H)
+        score = [(r0, r1, c0, c1) for r0, r1 in _split(H, bh, align_r)
+                 for c0, c1 in _split(W, bw, align_c if bw < W else 1)]
+        cost = block_cost(det, min(bh + 2 * halo, H), min(w_in, W), B, in_bands)
+    stat: List[Window] = []
+    if needs_stats:
+        # statistics blocks: no halo, float64 copy + one centred copy
+        per_px = in_bands * 4 + 2 * B * 8
+        rows = int(max(1, min(H, avail // max(per_px * W, 1), max(1, MAX_BLOCK_PIXELS // W))))
+        if rows * W * per_px > avail:  # very wide scene: square stat blocks
+            s = int(max(1, math.isqrt(max(avail // per_px, 1))))
+            stat = [(r0, r1, c0, c1) for r0, r1 in _split(H, s) for c0, c1 in _split(W, s)]
+        else:
+            stat = [(r0, r1, 0, W) for r0, r1 in _split(H, rows, align_r)]
+    return Plan(shape=(H, W, B), halo=halo, blend=bool(ctx.whole_scene and not whole), stat_windows=stat,
+                score_windows=score, needs_stats=needs_stats, budget=budget_bytes, block_bytes=cost + fixed,
+                notes=notes)
+
+
+# ================================================================================================ block work
+def collect_block(source: Source, window: Window, want_moments: bool, sample_size: int, seed: int):
+    """Statistics of one block (no halo): (Moments or None, PixelSample or None, n_valid)."""
+    r0, r1, c0, c1 = window
+    X, valid = source.block(r0, r1, c0, c1)
+    mom = Moments.of(X[valid]) if want_moments else None
+    smp = PixelSample.of_block(X, valid, r0, c0, source.shape[1], sample_size, seed) if sample_size else None
+    return mom, smp, int(valid.sum())
+
+
+def halo_window(window: Window, halo: int, H: int, W: int) -> Window:
+    r0, r1, c0, c1 = window
+    return max(r0 - halo, 0), min(r1 + halo, H), max(c0 - halo, 0), min(c1 + halo, W)
+
+
+def score_window(det: Detector, source: Source, window: Window, halo: int, progress: Optional[Progress] = None,
+                 blend: bool = False):
+    """Score one block: read it with its halo, score, keep the interior.
+
+    Returns ``(outer_window, scores float32 (h, w) of the interior, or of the whole outer window when blend)``.
+    Blocks without valid pixels, or (blend) with fewer than ``min_pixels``, are NaN.
+    """
+    H, W = source.shape[:2]
+    R0, R1, C0, C1 = halo_window(window, halo, H, W)
+    X, valid = source.block(R0, R1, C0, C1)
+    prog = progress if progress is not None else Progress()
+    n = int(valid.sum())
+    if n == 0 or (blend and n < det.min_pixels):
+        s = np.full(valid.shape, np.nan, dtype=np.float32)
+    else:
+        s = np.asarray(det._score(X, valid, prog), dtype=np.float32)
+        if s.shape != valid.shape:
+            raise RuntimeError(f"{det.name}: _score returned shape {s.shape}, expected {valid.shape}")
+        s = s.copy()
+        s[~valid] = np.nan
+    del X
+    if blend:
+        return (R0, R1, C0, C1), s
+    r0, r1, c0, c1 = window
+    return window, np.ascontiguousarray(s[r0 - R0:r1 - R0, c0 - C0:c1 - C0])
+
+
+def blend_weights(outer: Window, halo: int, H: int, W: int) -> np.ndarray:
+    """Linear ramps across the overlap with the neighbouring tiles (weights of overlapping tiles sum to 1)."""
+    R0, R1, C0, C1 = outer
+
+    def ramp(a, b, n):
+        t = np.ones(b - a)
+        L = 2 * halo
+        if L <= 0:
+            return t
+        idx = np.arange(a, b) + 0.5
+        if a > 0:
+            t = np.minimum(t, (idx - a) / L)
+        if b < n:
+            t = np.minimum(t, (b - idx) / L)
+        return np.clip(t, 0.0, 1.0)
+
+    return np.outer(ramp(R0, R1, H), ramp(C0, C1, W))
+
+
+def crop_windows(shape, n: int, size: int, seed: int) -> List[Window]:
+    """``n`` square crop windows of side ``size`` drawn with ``seed``; the whole scene when it is small."""
+    H, W = shape[:2]
+    if n <= 0:
+        return []
+    if H * W <= n * size * size or (H <= size and W <= size):
+        return [(0, H, 0, W)]
+    rng = np.random.default_rng(seed)
+    sh, sw = min(size, H), min(size, W)
+    out = []
+    for _ in range(n):
+        r = int(rng.integers(0, H - sh + 1))
+        c = int(rng.integers(0, W - sw + 1))
+        out.append((r, r + sh, c, c + sw))
+    return out
+
+
+# ================================================================================================ fitting
+def fit_data_from_cube(cube: np.ndarray, mask: np.ndarray, ctx: Context) -> FitData:
+    """The :class:`FitData` of a prepared in-memory cube (float64, zeros at invalid), as one block."""
+    H, W, B = cube.shape
+    data = FitData(shape=(H, W, B), n_valid=int(mask.sum()))
+    if ctx.global_stats:
+        data.moments = Moments.of(cube[mask])
+    if ctx.sample:
+        s = PixelSample.of_block(cube, mask, 0, 0, W, int(ctx.sample), int(ctx.seed)).sorted()
+        data.sample, data.sample_index = s.pixels, s.index
+    if ctx.crops:
+        data.crops = [(cube[r0:r1, c0:c1], mask[r0:r1, c0:c1])
+                      for r0, r1, c0, c1 in crop_windows(cube.shape, ctx.crops, ctx.crop_size, ctx.seed)]
+    return data
+
+
+def reduce_projection(moments: Moments, k: int):
+    """Mean and the (B, k) leading eigenvectors of the global covariance, for ``--reduce pca:k``."""
+    B = moments.bands
+    if k > B:
+        raise ParameterError(f"reduce: pca:{k} asks for more components than the {B} bands")
+    w, V = np.linalg.eigh(moments.cov())
+    V = V[:, ::-1][:, :k]
+    # a deterministic sign: the largest-magnitude entry of each component is positive
+    sign = np.sign(V[np.argmax(np.abs(V), axis=0), np.arange(k)])
+    return moments.mean, V * np.where(sign == 0, 1.0, sign)
+
+
+# ================================================================================================ running
+@dataclass
+class RunInfo:
+    """What a run did (the CLI reports it; tests check it)."""
+
+    plan: Plan
+    n_valid: int = 0
+    bands_in: int = 0
+    bands_used: int = 0
+    reduce: Optional[Tuple[str, int]] = None
+
+
+def run(det: Detector, source: Source, sink: Optional[Sink] = None, *, mem_limit_mb: Optional[float] = None,
+        progress=None, reduce=None, whole: bool = False) -> Tuple[Sink, RunInfo]:
+    """Run ``det`` over ``source`` into ``sink`` (default: an :class:`ArraySink`) under a memory budget.
+
+    ``whole=True`` scores the scene as one block (the in-memory path of detectors that are not exact under
+    tiling). Returns ``(sink, info)``.
+    """
+    prog = as_progress(progress)
+    H, W, B_in = source.shape
+    if B_in < det.min_bands:
+        raise InputError(f"{det.name}: needs at least {det.min_bands} bands, got {B_in}")
+    red = parse_reduce(reduce)
+    B = red[1] if red else B_in
+    if red and red[1] < det.min_bands:
+        raise InputError(f"{det.name}: needs at least {det.min_bands} bands, --reduce pca:{red[1]} keeps {red[1]}")
+    ctx = det.context()
+    budget = int((mem_limit_mb if mem_limit_mb is not None else default_mem_limit_mb()) * MB)
+    need_stats = bool(ctx.global_stats or ctx.sample or red)
+    plan = plan_blocks(det, (H, W, B), budget, in_bands=B_in, block_shape=source.block_shape,
+                       needs_stats=need_stats, whole=whole)
+    sink = sink if sink is not None else ArraySink(H, W)
+    info = RunInfo(plan=plan, bands_in=B_in, bands_used=B, reduce=red)
+
+    # ---------------- statistics pass
+    n_passes = 1 + int(need_stats) + int(ctx.refine)
+    share = 1.0 / n_passes
+    at = 0.0
+    src: Source = source
+    moments = sample = None
+    n_valid = None
+    if need_stats:
+        sub = prog.sub(0.0, share)
+        size = int(ctx.sample)
+        moms, smps = Moments.empty(B_in), PixelSample.empty(size, ctx.seed, B_in) if size else None
+        n_valid = 0
+        for i, win in enumerate(plan.stat_windows):
+            m, s, n = collect_block(source, win, True, size, ctx.seed)
+            moms = moms.merge(m)
+            n_valid += n
+            if s is not None:
+                smps = smps.merge(s)
+            sub.update((i + 1) / len(plan.stat_windows))
+        moments, sample = moms, smps
+        at = share
+        if red:
+            mean, V = reduce_projection(moments, red[1])
+            src = ProjectedSource(source, mean, V)
+            moments = moments.project(mean, V)
+            if sample is not None:  # the same pixels, projected
+                sample = PixelSample(sample.size, sample.seed, sample.index, (sample.pixels - mean) @ V,
+                                     sample.keys)
+        if n_valid < det.min_pixels:
+            raise InputError(f"{det.name}: needs at least {det.min_pixels} valid pixels, got {n_valid}")
+        info.n_valid = n_valid
+
+    # ---------------- fit
+    data = FitData(shape=(H, W, B), n_valid=int(n_valid or 0))
+    if ctx.global_stats:
+        data.moments = moments
+    if ctx.sample and sample is not None:
+        s = sample.sorted()
+        data.sample, data.sample_index = s.pixels, s.index
+    if ctx.crops:
+        data.crops = [src.block(*w) for w in crop_windows((H, W), ctx.crops, ctx.crop_size, ctx.seed)]
+    det._fit(data, prog.sub(at, at + 0.02))
+    if ctx.refine:
+        sub = prog.sub(at, at + share)
+        merged = None
+        windows = plan.stat_windows or [(r0, r1, c0, c1) for (r0, r1, c0, c1) in plan.score_windows]
+        for i, (r0, r1, c0, c1) in enumerate(windows):
+            X, valid = src.block(r0, r1, c0, c1)
+            part = det._refine_block(X, valid)
+            merged = part if merged is None else det._refine_merge(merged, part)
+            sub.update((i + 1) / len(windows))
+        det._refine_finish(merged)
+        at += share
+    det.fitted_bands_ = B
+
+    # ---------------- score pass
+    sub = prog.sub(at, 1.0)
+    total = len(plan.score_windows)
+    if plan.blend:
+        _score_blended(det, src, sink, plan, sub)
+    else:
+        for i, win in enumerate(plan.score_windows):
+            piece = sub.sub(i / total, (i + 1) / total)
+            (r0, _, c0, _), s = score_window(det, src, win, plan.halo, piece)
+            sink.write(r0, c0, s)
+            piece.update(1.0)
+    prog.update(1.0)
+    return sink, info
+
+
+def _score_blended(det: Detector, src: Source, sink: Sink, plan: Plan, prog: Progress) -> None:
+    """Scene tiles with overlap, blended; finished rows are flushed to the sink one tile row at a time."""
+    H, W = plan.shape[:2]
+    halo = plan.halo
+    rows: dict = {}
+    for win in plan.score_windows:
+        rows.setdefault((win[0], win[1]), []).append(win)
+    bands = sorted(rows)
+    acc_r0 = 0
+    num = np.zeros((0, W))
+    den = np.zeros((0, W))
+    done, total = 0, len(plan.score_windows)
+    for bi, key in enumerate(bands):
+        R0, R1 = max(key[0] - halo, 0), min(key[1] + halo, H)
+        # extend the accumulator down to R1
+        if acc_r0 + num.shape[0] < R1:
+            extra = R1 - (acc_r0 + num.shape[0])
+            num = np.concatenate([num, np.zeros((extra, W))])
+            den = np.concatenate([den, np.zeros((extra, W))])
+        for win in rows[key]:
+            piece = prog.sub(done / total, (done + 1) / total)
+            outer, s = score_window(det, src, win, halo, piece, blend=True)
+            o0, o1, p0, p1 = outer
+            wgt = blend_weights(outer, halo, H, W)
+            ok = np.isfinite(s)
+            num[o0 - acc_r0:o1 - acc_r0, p0:p1] += np.where(ok, s, 0.0) * wgt
+            den[o0 - acc_r0:o1 - acc_r0, p0:p1] += ok * wgt
+            done += 1
+            piece.update(1.0)
+        # rows above the next band's first halo row are final
+        nxt = max(bands[bi + 1][0] - halo, 0) if bi + 1 < len(bands) else H
+        n_final = nxt - acc_r0
+        if n_final > 0:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out = np.where(den[:n_final] > 0, num[:n_final] / np.where(den[:n_final] > 0, den[:n_final], 1.0),
+                               np.nan).astype(np.float32)
+            sink.write(acc_r0, 0, out)
+            num, den = num[n_final:], den[n_final:]
+            acc_r0 = nxt
+
+
+def detect_in_memory(det: Detector, cube, mask, progress: Progress) -> np.ndarray:
+    """:meth:`Detector.detect`: exact detectors block by block over the caller's array, others as one block."""
+    from .base import check_cube
+
+    X, valid = check_cube(cube, mask, min_bands=det.min_bands, min_pixels=det.min_pixels, who=det.name)
+    ctx = det.context()
+    if not ctx.exact:
+        Xp = prepare_block(X, valid)
+        scores = np.asarray(det._detect(Xp, valid, progress))
+        del Xp
+        if scores.shape != valid.shape:
+            raise RuntimeError(f"{det.name}: _detect returned shape {scores.shape}, expected {valid.shape}")
+        out = scores.astype(np.float32, copy=True)
+        out[~valid] = np.nan
+        progress.update(1.0)
+        return out
+    src = ArraySource(X, valid)
+    H, W, B = X.shape
+    budget = max(IN_MEMORY_BUDGET, block_cost(det, min(H, 64 + 2 * ctx.halo), W, B, B) + det.state_bytes(B) + 64 * MB)
+    sink, _ = run(det, src, None, mem_limit_mb=budget / MB, progress=progress)
+    return sink.array
