@@ -115,24 +115,41 @@ def info_cmd(name, as_json):
 @click.option("--normalize", is_flag=True, help="Scale scores to 0-1 in the GeoTIFF.")
 @click.option("--gt", "gt_path", default=None, type=click.Path(dir_okay=False),
               help="Ground truth raster: print the metrics (default: the input's own, if any).")
+@click.option("--mem-limit", type=click.FloatRange(min=16), default=None, metavar="MB",
+              help="Memory budget in MB for the blocks and the detector's work (default: a quarter of the "
+                   "RAM, at most 2048).")
+@click.option("--reduce", "reduce_spec", default=None, metavar="pca:K",
+              help="Project every block on the first K principal components of the scene first.")
+@click.option("--cog", is_flag=True, help="Write the score layer as a Cloud-Optimised GeoTIFF with overviews.")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="Run on an existing Dask distributed cluster (tcp://HOST:PORT); needs hadcore[dask].")
+@click.option("--workers", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Start a local Dask cluster of N worker processes for this run; needs hadcore[dask].")
 @seed_opt
 @overwrite_opt
 @quiet_opt
 def detect_cmd(name, inputs, output, out_dir, params, bands, wavelengths, bad_bands, vector, vector_format,
-               threshold, connectivity, min_size, normalize, gt_path, seed, overwrite, quiet):
+               threshold, connectivity, min_size, normalize, gt_path, mem_limit, reduce_spec, cog, scheduler,
+               workers, seed, overwrite, quiet):
     """Run detector NAME on INPUT raster(s); write the score GeoTIFF and, optionally, detection polygons.
+
+    Scenes are streamed block by block under --mem-limit: any size runs on one machine, or on a Dask
+    cluster with --scheduler / --workers.
 
     Examples:
 
       hadcore detect rx scene.tif -o rx.tif --vector rx.gpkg --threshold fpr:1e-3
 
       hadcore detect lrx *.tif --out-dir out/ -p inner=3 -p outer=17 --vector-format gpkg
+
+      hadcore detect rx big.tif -o rx.tif --mem-limit 1024 --cog
     """
-    from hadcore.io import check_output, read_ground_truth, read_raster, write_scores
-    from hadcore.metrics import evaluate, format_metrics
+    from hadcore.engine import parse_reduce
+    from hadcore.io import check_output, open_scene
     from hadcore.threshold import parse_threshold
 
     det = build_detector(name, params, seed)
+    red = parse_reduce(reduce_spec)
     if parse_threshold(threshold).kind == "fpr" and det.name not in ("rx", "lrx"):
         raise ParameterError(f"threshold 'fpr' assumes chi-square RX scores; {det.name!r} scores are not")
     if (output is None) == (out_dir is None):
@@ -143,6 +160,8 @@ def detect_cmd(name, inputs, output, out_dir, params, bands, wavelengths, bad_ba
         raise click.UsageError("--vector names one file; with --out-dir use --vector-format")
     if gt_path and len(inputs) != 1:
         raise click.UsageError("--gt goes with a single input")
+    if scheduler and workers:
+        raise click.UsageError("give at most one of --scheduler and --workers")
     wl_range = parse_range(wavelengths)
     jobs = []
     for inp in inputs:
@@ -155,6 +174,9 @@ def detect_cmd(name, inputs, output, out_dir, params, bands, wavelengths, bad_ba
             score_out, vec_out = Path(output), Path(vector) if vector else None
         if not Path(inp).exists():
             raise hadcore.FileError(f"input not found: {inp}")
+        for out in (score_out, vec_out):
+            if out is not None:
+                _refuse_input_as_output(out, inputs)
         check_output(score_out, overwrite)  # fail before computing anything
         if vec_out is not None:
             check_output(vec_out, overwrite)
@@ -164,36 +186,108 @@ def detect_cmd(name, inputs, output, out_dir, params, bands, wavelengths, bad_ba
                 raise hadcore.FileError(f"unknown vector format {vec_out.suffix!r}; use .gpkg, .geojson or .shp")
         jobs.append((inp, score_out, vec_out))
 
-    results = []
-    for inp, score_out, vec_out in jobs:
-        raster = read_raster(inp, bands=bands, wavelength_range=wl_range, bad_bands=bad_bands)
-        if raster.cube.shape[2] < det.min_bands:
-            raise hadcore.InputError(f"{det.name}: needs at least {det.min_bands} bands, got "
-                                     f"{raster.cube.shape[2]} in {Path(inp).name}")
-        with ProgressBar(f"{det.name} {Path(inp).name}", quiet) as bar:
-            scores = det.detect(raster.cube, raster.mask, progress=bar)
-        n_bands = raster.cube.shape[2]
-        write_scores(score_out, scores, crs=raster.crs, transform=raster.transform, input_nodata=raster.nodata,
-                     detector=det.name, params=det.get_params(), n_bands=n_bands, normalize=normalize,
-                     overwrite=overwrite, extra_tags={"source": Path(inp).name})
-        say(quiet, f"wrote {score_out}")
-        record = {"input": str(inp), "scores": str(score_out)}
-        if vec_out is not None:
-            from hadcore.vectorize import detections_to_frame, write_detections
+    client, cluster = _dask_client(scheduler, workers)
+    try:
+        return [_detect_one(det, inp, score_out, vec_out, bands=bands, wl_range=wl_range, bad_bands=bad_bands,
+                            threshold=threshold, connectivity=connectivity, min_size=min_size, normalize=normalize,
+                            gt_path=gt_path, mem_limit=mem_limit, red=red, cog=cog, client=client,
+                            overwrite=overwrite, quiet=quiet)
+                for inp, score_out, vec_out in jobs]
+    finally:
+        if client is not None:
+            client.close()
+        if cluster is not None:
+            cluster.close()
 
-            frame = detections_to_frame(scores, threshold, transform=raster.transform, crs=raster.crs,
-                                        connectivity=int(connectivity), min_size=min_size, n_bands=n_bands)
-            write_detections(frame, vec_out, overwrite=overwrite)
-            say(quiet, f"wrote {vec_out}: {len(frame)} detection(s)"
-                + ("" if len(frame) else f" - no pixel reached the threshold {threshold}"))
-            record.update(vector=str(vec_out), detections=len(frame))
-        gt = read_ground_truth(gt_path, scores.shape) if gt_path else raster.gt
-        if gt is not None:
-            m = evaluate(scores, gt, mask=raster.mask)
-            click.echo(f"{Path(inp).name}: {det.name} AUC(PD,PF) = {m['auc_pd_pf']:.4f}   ({format_metrics(m)})")
-            record["metrics"] = m
-        results.append(record)
-    return results
+
+def _refuse_input_as_output(out: Path, inputs) -> None:
+    """An output that names one of the inputs (or its ground truth) is refused, --overwrite or not."""
+    import os
+
+    from hadcore.io import ground_truth_path
+
+    for inp in inputs:
+        p = Path(inp)
+        for cand in (p, ground_truth_path(p)):
+            if cand is None:
+                continue
+            same = out.resolve() == cand.resolve()
+            if not same and out.exists() and cand.exists():
+                same = os.path.samefile(out, cand)
+            if same:
+                raise hadcore.FileError(f"refusing to write {out} over the input {cand}; choose another output name")
+
+
+def _dask_client(scheduler, workers):
+    if not (scheduler or workers):
+        return None, None
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise hadcore.HadcoreError("--scheduler and --workers need Dask: pip install 'hadcore[dask]'") from None
+    if scheduler:
+        try:
+            return Client(scheduler, timeout="20s"), None
+        except (OSError, TimeoutError) as exc:
+            raise hadcore.HadcoreError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
+    cluster = LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True, dashboard_address=None)
+    return Client(cluster), cluster
+
+
+def _detect_one(det, inp, score_out, vec_out, *, bands, wl_range, bad_bands, threshold, connectivity, min_size,
+                normalize, gt_path, mem_limit, red, cog, client, overwrite, quiet):
+    from hadcore.engine import run
+    from hadcore.io import ScoreWriter, open_scene, read_ground_truth, read_scores
+
+    scene = open_scene(inp, bands=bands, wavelength_range=wl_range, bad_bands=bad_bands)
+    H, W, B = scene.shape
+    if B < det.min_bands:
+        raise hadcore.InputError(f"{det.name}: needs at least {det.min_bands} bands, got {B} in {Path(inp).name}")
+    n_bands = red[1] if red else B
+    tags = {"source": Path(inp).name}
+    if red:
+        tags["reduce"] = f"{red[0]}:{red[1]}"
+    with ProgressBar(f"{det.name} {Path(inp).name}", quiet) as bar:
+        with ScoreWriter(score_out, H, W, crs=scene.crs, transform=scene.transform, input_nodata=scene.nodata,
+                         detector=det.name, params=det.get_params(), n_bands=n_bands, normalize=normalize,
+                         overwrite=overwrite, extra_tags=tags, cog=cog) as sink:
+            if client is not None:
+                from hadcore.distributed import run_distributed
+
+                run_distributed(det, scene.source, sink, client=client, mem_limit_mb=mem_limit, progress=bar,
+                                reduce=red)
+            else:
+                run(det, scene.source, sink, mem_limit_mb=mem_limit, progress=bar, reduce=red)
+    say(quiet, f"wrote {score_out}")
+    record = {"input": str(inp), "scores": str(score_out)}
+    scores = None
+    gt = None
+    if gt_path:
+        gt = read_ground_truth(gt_path, (H, W))
+    elif scene.gt is not None:
+        gt = scene.gt
+    elif scene.gt_path:
+        gt = read_ground_truth(scene.gt_path, (H, W))
+    if vec_out is not None or gt is not None:
+        scores, _, _ = read_scores(score_out)  # one band: the input is B times larger
+    if vec_out is not None:
+        from hadcore.vectorize import detections_to_frame, write_detections
+
+        frame = detections_to_frame(scores, threshold, transform=scene.transform, crs=scene.crs,
+                                    connectivity=int(connectivity), min_size=min_size, n_bands=n_bands)
+        write_detections(frame, vec_out, overwrite=overwrite)
+        say(quiet, f"wrote {vec_out}: {len(frame)} detection(s)"
+            + ("" if len(frame) else f" - no pixel reached the threshold {threshold}"))
+        record.update(vector=str(vec_out), detections=len(frame))
+    if gt is not None:
+        from hadcore.metrics import evaluate, format_metrics
+
+        if normalize:
+            pass  # normalisation is monotone: the metrics are the same
+        m = evaluate(scores, gt)
+        click.echo(f"{Path(inp).name}: {det.name} AUC(PD,PF) = {m['auc_pd_pf']:.4f}   ({format_metrics(m)})")
+        record["metrics"] = m
+    return record
 
 
 # ------------------------------------------------------------------------------------------------ evaluate

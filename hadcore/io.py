@@ -284,26 +284,77 @@ def check_output(path, overwrite: bool) -> Path:
     return p
 
 
+TMP_TAG = ".hadcore-"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # pragma: no cover - another user's process
+        return True
+    return True
+
+
+def remove_stale_temporaries(final: Path) -> None:
+    """Remove temporaries of ``final`` left by a run that was killed (its process is gone)."""
+    prefix = f".{final.name}{TMP_TAG}"
+    try:
+        entries = list(final.parent.iterdir())
+    except OSError:
+        return
+    for e in entries:
+        if not (e.name.startswith(prefix) and e.name.endswith(".tmp")):
+            continue
+        try:
+            pid = int(e.name[len(prefix):].split("-", 1)[0])
+        except ValueError:
+            continue
+        if pid != os.getpid() and not _pid_alive(pid):
+            shutil.rmtree(e, ignore_errors=True) if e.is_dir() else e.unlink(missing_ok=True)
+
+
+def _is_disk_full(exc: BaseException) -> bool:
+    import errno
+
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    text = str(exc).lower()
+    return "no space left" in text or "disk quota" in text or "not enough space" in text
+
+
 @contextlib.contextmanager
 def atomic_output(path, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it (and its sidecars) to ``path``.
 
     Works for multi-file formats (Shapefile): every file written as ``<tmpstem>.*`` in the temporary
-    folder is moved to ``<stem>.*``. On any error nothing is left behind and an existing output is untouched.
+    folder is moved to ``<stem>.*``. On any error nothing is left behind and an existing output is
+    untouched. The temporary folder is named after the output and this process
+    (``.<name>.hadcore-<pid>-<random>.tmp``); a run killed outright (SIGKILL) cannot remove it, so every
+    run first removes those of processes that no longer exist. A full disk is reported in one line.
     """
     final = check_output(path, overwrite)
-    tmpdir = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    remove_stale_temporaries(final)
+    tmpdir = Path(tempfile.mkdtemp(prefix=f".{final.name}{TMP_TAG}{os.getpid()}-", suffix=".tmp", dir=final.parent))
     tmp = tmpdir / final.name
     try:
-        yield tmp
-        produced = sorted(tmpdir.iterdir())
-        if not tmp.exists():
-            raise FileError(f"writing {final} produced no file")
-        for f in produced:
-            target = final.with_name(final.stem + f.name[len(tmp.stem):])
-            if overwrite and target.is_dir():
-                shutil.rmtree(target)
-            os.replace(f, target)
+        try:
+            yield tmp
+            produced = sorted(tmpdir.iterdir())
+            if not tmp.exists():
+                raise FileError(f"writing {final} produced no file")
+            for f in produced:
+                target = final.with_name(final.stem + f.name[len(tmp.stem):])
+                if overwrite and target.is_dir():
+                    shutil.rmtree(target)
+                os.replace(f, target)
+        except FileError:
+            raise
+        except Exception as exc:
+            if _is_disk_full(exc):
+                raise FileError(f"cannot write {final}: no space left on the device; nothing was written") from None
+            raise
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
 
@@ -437,3 +488,290 @@ def write_cube(
                     dst.update_tags(i + 1, wavelength=f"{float(wavelengths[i]):.6g}", wavelength_units=wavelength_units)
             dst.update_tags(hadcore_version=__version__, **{k: str(v) for k, v in (tags or {}).items()})
     return Path(path)
+
+
+# ---------------------------------------------------------------------------------------------- streaming
+#: GDAL's block cache while streaming (its default, 5 % of RAM, would count against the memory budget)
+GDAL_CACHE_MB = 64
+
+
+def _gdal_env():
+    import rasterio
+
+    return rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB * 2**20, GDAL_NUM_THREADS=1)
+
+
+class RasterSource:
+    """A GDAL raster read by windows (:class:`hadcore.engine.Source`): bands ``indexes`` (1-based).
+
+    The dataset is opened on first use in each process and dropped when pickled, so a Dask worker opens
+    the file itself (the path must be readable from every worker). Values are read as float32. A data block
+    that GDAL cannot decode (a corrupt or truncated file whose header is intact) raises a one-line
+    :class:`FileError` naming the file and the band.
+    """
+
+    def __init__(self, path, indexes: Sequence[int], nodata: Optional[float], shape, block_shape=None):
+        self.path = str(path)
+        self.indexes = [int(i) for i in indexes]
+        self.nodata = nodata
+        self.shape = (int(shape[0]), int(shape[1]), len(self.indexes))
+        self.block_shape = block_shape
+        self.name = Path(path).name
+        self._ds = None
+        self._env = None
+
+    def __getstate__(self):
+        d = dict(self.__dict__)
+        d["_ds"] = None
+        d["_env"] = None
+        return d
+
+    def _dataset(self):
+        if self._ds is None:
+            import rasterio
+            from rasterio.errors import RasterioIOError
+
+            self._env = _gdal_env()
+            self._env.__enter__()
+            try:
+                self._ds = rasterio.open(self.path)
+            except RasterioIOError as exc:
+                raise FileError(f"cannot read {self.path} as a raster: {str(exc).splitlines()[0]}") from None
+        return self._ds
+
+    def close(self):
+        if self._ds is not None:
+            self._ds.close()
+            self._ds = None
+        if self._env is not None:
+            self._env.__exit__(None, None, None)
+            self._env = None
+
+    def read(self, r0, r1, c0, c1):
+        from rasterio.windows import Window
+
+        ds = self._dataset()
+        win = Window(c0, r0, c1 - c0, r1 - r0)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                data = ds.read(indexes=self.indexes, window=win, out_dtype=np.float32)
+        except Exception as exc:  # rasterio raises RasterioIOError / CPLE_* for undecodable blocks
+            band = self._failing_band(win)
+            what = f"band {band}" if band else "its data"
+            msg = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+            raise FileError(f"{self.path}: cannot read {what} at rows {r0}-{r1 - 1}, columns {c0}-{c1 - 1} "
+                            f"(corrupt or truncated file: {msg})") from None
+        out = np.empty((r1 - r0, c1 - c0, len(self.indexes)), dtype=np.float32)
+        for k in range(len(self.indexes)):
+            out[:, :, k] = data[k]
+        return out
+
+    def _failing_band(self, win):
+        for b in self.indexes:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    self._ds.read(b, window=win)
+            except Exception:
+                return b
+        return None
+
+    def user_mask(self, r0, r1, c0, c1):
+        return None
+
+    def block(self, r0, r1, c0, c1):
+        from .engine import Source
+
+        return Source.block(self, r0, r1, c0, c1)
+
+
+@dataclass
+class Scene:
+    """A scene opened for streaming: its :class:`RasterSource` (or an in-memory source for .npz/.mat) and
+    georeference; nothing of the cube is read yet (except for the small array formats)."""
+
+    source: Any
+    crs: Any = None
+    transform: Any = None
+    nodata: Optional[float] = None
+    wavelengths: Optional[np.ndarray] = None
+    wavelength_units: Optional[str] = None
+    band_indices: List[int] = field(default_factory=list)
+    n_source_bands: int = 0
+    path: Optional[str] = None
+    gt_path: Optional[str] = None
+    gt: Optional[np.ndarray] = None
+
+    @property
+    def shape(self):
+        return self.source.shape
+
+
+def open_scene(path, bands: Optional[str] = None, wavelength_range: Optional[Sequence[float]] = None,
+               bad_bands: Optional[str] = None) -> Scene:
+    """Open a scene for the streaming engine without reading its cube (see :func:`read_raster` for formats)."""
+    from .engine import ArraySource
+
+    p = Path(path)
+    if not p.exists():
+        raise FileError(f"input not found: {path}")
+    if p.is_dir():
+        raise FileError(f"input is a folder, not a raster: {path}")
+    if p.suffix.lower() in ARRAY_SUFFIXES:
+        r = read_raster(p, bands=bands, wavelength_range=wavelength_range, bad_bands=bad_bands)
+        return Scene(source=ArraySource(r.cube, r.mask, name=p.name), band_indices=r.band_indices,
+                     n_source_bands=r.n_source_bands, path=str(p), gt=r.gt)
+    import rasterio
+    from rasterio.errors import RasterioIOError
+
+    try:
+        with _gdal_env():
+            src = rasterio.open(p)
+    except RasterioIOError as exc:
+        raise FileError(f"cannot read {p} as a raster: {str(exc).splitlines()[0]}") from None
+    with src, warnings.catch_warnings():
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        n = src.count
+        wl, units = _parse_wavelengths(src, n)
+        idx = select_bands(n, bands, wavelength_range, wl, bad_bands)
+        bs = src.block_shapes[0] if src.block_shapes else None
+        source = RasterSource(p, [i + 1 for i in idx], src.nodata, (src.height, src.width), bs)
+        gp = ground_truth_path(p)
+        return Scene(source=source, crs=src.crs, transform=src.transform, nodata=src.nodata,
+                     wavelengths=None if wl is None else wl[idx], wavelength_units=units, band_indices=idx,
+                     n_source_bands=n, path=str(p), gt_path=str(gp) if gp else None)
+
+
+class ScoreWriter:
+    """The score GeoTIFF written block by block (:class:`hadcore.engine.Sink`), as a context manager.
+
+    Single-band float32, tiled 256 x 256, deflate with the floating-point predictor, BigTIFF when the
+    file may exceed 4 GB; CRS, transform and nodata from the input (see :func:`write_scores` for the nodata
+    rule). Written under a temporary name in the target folder (:func:`atomic_output`) and renamed only when
+    complete. ``normalize`` rescales to 0-1 in a second pass over the (one-band) file; ``cog`` converts
+    the result into a Cloud-Optimised GeoTIFF with overviews (GDAL's COG driver) before the rename.
+    """
+
+    def __init__(self, path, height: int, width: int, *, crs=None, transform=None,
+                 input_nodata: Optional[float] = None, detector: str = "", params: Optional[Dict[str, Any]] = None,
+                 n_bands: Optional[int] = None, normalize: bool = False, overwrite: bool = False,
+                 extra_tags: Optional[Dict[str, Any]] = None, cog: bool = False):
+        self.path = Path(path)
+        self.height, self.width = int(height), int(width)
+        self.crs, self.transform = crs, transform
+        self.nd = score_nodata(None, input_nodata)
+        self.detector = detector
+        self.params = params or {}
+        self.n_bands = n_bands
+        self.normalize = normalize
+        self.overwrite = overwrite
+        self.extra_tags = extra_tags or {}
+        self.cog = cog
+        self.lo, self.hi = np.inf, -np.inf
+        self._ctx = None
+        self._dst = None
+
+    def __enter__(self):
+        import rasterio
+
+        self._ctx = atomic_output(self.path, self.overwrite)
+        self._tmp = self._ctx.__enter__()
+        prof = _profile(self.height, self.width, 1, self.crs, self.transform, self.nd)
+        prof["BIGTIFF"] = "IF_SAFER"
+        self._env = _gdal_env()
+        self._env.__enter__()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+                self._dst = rasterio.open(self._tmp, "w+" if self.normalize else "w", **prof)
+        except BaseException as exc:
+            self._abort(exc)
+            raise
+        return self
+
+    def write(self, r0: int, c0: int, scores: np.ndarray) -> None:
+        from rasterio.windows import Window
+
+        s = np.array(scores, dtype=np.float32)
+        valid = np.isfinite(s)
+        if valid.any():
+            self.lo = min(self.lo, float(s[valid].min()))
+            self.hi = max(self.hi, float(s[valid].max()))
+        if not np.isnan(self.nd):
+            s[valid & (s == np.float32(self.nd))] = np.nextafter(np.float32(self.nd), np.float32(np.inf))
+        s[~valid] = self.nd
+        h, w = s.shape
+        self._dst.write(s, 1, window=Window(c0, r0, w, h))
+
+    def _finish(self):
+        import json
+
+        import rasterio
+
+        tags = {
+            "hadcore_version": __version__,
+            "detector": self.detector,
+            "parameters": json.dumps(self.params, sort_keys=True, default=str),
+            "normalized": str(bool(self.normalize)).lower(),
+            "higher_is_more_anomalous": "true",
+        }
+        if self.n_bands:
+            tags["bands"] = str(int(self.n_bands))
+        tags.update({k: str(v) for k, v in self.extra_tags.items()})
+        dst = self._dst
+        dst.set_band_description(1, f"{self.detector} anomaly score" + (" (0-1)" if self.normalize else ""))
+        dst.update_tags(**tags)
+        if self.normalize and self.hi >= self.lo:
+            span = self.hi - self.lo
+            for _, win in dst.block_windows(1):
+                a = dst.read(1, window=win)
+                ok = a != self.nd if not np.isnan(self.nd) else np.isfinite(a)
+                a = a.astype(np.float64)
+                a[ok] = (a[ok] - self.lo) / span if span > 0 else 0.0
+                a = a.astype(np.float32)
+                if not np.isnan(self.nd):
+                    a[ok & (a == np.float32(self.nd))] = np.nextafter(np.float32(self.nd), np.float32(np.inf))
+                dst.write(a, 1, window=win)
+        dst.close()
+        self._dst = None
+        if self.cog:
+            from rasterio.shutil import copy as rio_copy
+
+            cog_tmp = self._tmp.with_name(self._tmp.stem + ".cog" + self._tmp.suffix)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+                rio_copy(self._tmp, cog_tmp, driver="COG", COMPRESS="DEFLATE", PREDICTOR="YES",
+                         OVERVIEWS="AUTO", BIGTIFF="IF_SAFER", BLOCKSIZE=256)
+            os.replace(cog_tmp, self._tmp)
+
+    def _abort(self, exc):
+        try:
+            if self._dst is not None:
+                self._dst.close()
+        except Exception:
+            pass
+        self._dst = None
+        try:
+            self._ctx.__exit__(type(exc), exc, exc.__traceback__)
+        finally:
+            self._env.__exit__(None, None, None)
+
+    def __exit__(self, et, exc, tb):
+        if et is not None:
+            try:
+                self._abort(exc)
+            except Exception as new:  # e.g. the disk-full FileError raised by atomic_output
+                if isinstance(new, FileError) and new is not exc:
+                    raise new from None
+            return False
+        try:
+            self._finish()
+        except BaseException as err:
+            self._abort(err)
+            raise
+        try:
+            self._ctx.__exit__(None, None, None)
+        finally:
+            self._env.__exit__(None, None, None)
+        return False
