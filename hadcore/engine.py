@@ -283,7 +283,8 @@ def plan_blocks(det: Detector, shape: Tuple[int, int, int], budget_bytes: int, *
     stat: List[Window] = []
     if needs_stats:
         # statistics blocks: no halo, float64 copy + one centred copy
-        per_px = in_bands * 4 + 2 * B * 8
+        per_px = in_bands * 4 + B * 8
+        avail -= 3 * 16 * MB  # Moments.of's float64 chunk, its centred copy and the gathered rows
         rows = int(max(1, min(H, avail // max(per_px * W, 1), max(1, MAX_BLOCK_PIXELS // W))))
         if rows * W * per_px > avail:  # very wide scene: square stat blocks
             s = int(max(1, math.isqrt(max(avail // per_px, 1))))
@@ -300,7 +301,7 @@ def collect_block(source: Source, window: Window, want_moments: bool, sample_siz
     """Statistics of one block (no halo): (Moments or None, PixelSample or None, n_valid)."""
     r0, r1, c0, c1 = window
     X, valid = source.block(r0, r1, c0, c1)
-    mom = Moments.of(X[valid]) if want_moments else None
+    mom = Moments.of_block(X, valid) if want_moments else None
     smp = PixelSample.of_block(X, valid, r0, c0, source.shape[1], sample_size, seed) if sample_size else None
     return mom, smp, int(valid.sum())
 
@@ -379,7 +380,7 @@ def fit_data_from_cube(cube: np.ndarray, mask: np.ndarray, ctx: Context) -> FitD
     H, W, B = cube.shape
     data = FitData(shape=(H, W, B), n_valid=int(mask.sum()))
     if ctx.global_stats:
-        data.moments = Moments.of(cube[mask])
+        data.moments = Moments.of_block(cube, mask)
     if ctx.sample:
         s = PixelSample.of_block(cube, mask, 0, 0, W, int(ctx.sample), int(ctx.seed)).sorted()
         data.sample, data.sample_index = s.pixels, s.index
@@ -508,43 +509,64 @@ def run(det: Detector, source: Source, sink: Optional[Sink] = None, *, mem_limit
 
 def _score_blended(det: Detector, src: Source, sink: Sink, plan: Plan, prog: Progress) -> None:
     """Scene tiles with overlap, blended; finished rows are flushed to the sink one tile row at a time."""
-    H, W = plan.shape[:2]
-    halo = plan.halo
-    rows: dict = {}
-    for win in plan.score_windows:
-        rows.setdefault((win[0], win[1]), []).append(win)
-    bands = sorted(rows)
-    acc_r0 = 0
-    num = np.zeros((0, W))
-    den = np.zeros((0, W))
-    done, total = 0, len(plan.score_windows)
-    for bi, key in enumerate(bands):
-        R0, R1 = max(key[0] - halo, 0), min(key[1] + halo, H)
-        # extend the accumulator down to R1
-        if acc_r0 + num.shape[0] < R1:
-            extra = R1 - (acc_r0 + num.shape[0])
-            num = np.concatenate([num, np.zeros((extra, W))])
-            den = np.concatenate([den, np.zeros((extra, W))])
-        for win in rows[key]:
-            piece = prog.sub(done / total, (done + 1) / total)
-            outer, s = score_window(det, src, win, halo, piece, blend=True)
-            o0, o1, p0, p1 = outer
-            wgt = blend_weights(outer, halo, H, W)
-            ok = np.isfinite(s)
-            num[o0 - acc_r0:o1 - acc_r0, p0:p1] += np.where(ok, s, 0.0) * wgt
-            den[o0 - acc_r0:o1 - acc_r0, p0:p1] += ok * wgt
-            done += 1
-            piece.update(1.0)
-        # rows above the next band's first halo row are final
-        nxt = max(bands[bi + 1][0] - halo, 0) if bi + 1 < len(bands) else H
-        n_final = nxt - acc_r0
-        if n_final > 0:
-            with np.errstate(invalid="ignore", divide="ignore"):
-                out = np.where(den[:n_final] > 0, num[:n_final] / np.where(den[:n_final] > 0, den[:n_final], 1.0),
-                               np.nan).astype(np.float32)
-            sink.write(acc_r0, 0, out)
-            num, den = num[n_final:], den[n_final:]
-            acc_r0 = nxt
+    acc = BlendAccumulator(plan, sink)
+    total = len(acc.order)
+    for done, win in enumerate(acc.order):
+        piece = prog.sub(done / total, (done + 1) / total)
+        outer, s = score_window(det, src, win, plan.halo, piece, blend=True)
+        acc.add(win, outer, s)
+        piece.update(1.0)
+
+
+class BlendAccumulator:
+    """Blends the scores of overlapping scene tiles (:func:`blend_weights`) into a sink.
+
+    :meth:`add` takes the tiles in any order (the Dask backend adds them as they arrive); the rows of a tile
+    row are written once every tile that touches them has been added, so only a few tile rows are held.
+    ``order`` lists the windows in the order the in-process engine scores them.
+    """
+
+    def __init__(self, plan: Plan, sink: Sink):
+        self.H, self.W = plan.shape[:2]
+        self.halo = plan.halo
+        self.sink = sink
+        rows: dict = {}
+        for win in plan.score_windows:
+            rows.setdefault((win[0], win[1]), []).append(win)
+        self.bands = sorted(rows)
+        self.order = [w for key in self.bands for w in rows[key]]
+        self.left = {key: len(rows[key]) for key in self.bands}
+        self.next_band = 0  # first tile row not complete yet
+        self.acc_r0 = 0
+        self.num = np.zeros((0, self.W))
+        self.den = np.zeros((0, self.W))
+
+    def add(self, window: Window, outer: Window, s: np.ndarray) -> None:
+        """Add the scores ``s`` of the tile ``window``, scored over ``outer`` (:func:`score_window`, blend)."""
+        H, W, acc_r0 = self.H, self.W, self.acc_r0
+        o0, o1, p0, p1 = outer
+        if acc_r0 + self.num.shape[0] < o1:  # extend the accumulator down to the tile's last row
+            extra = o1 - (acc_r0 + self.num.shape[0])
+            self.num = np.concatenate([self.num, np.zeros((extra, W))])
+            self.den = np.concatenate([self.den, np.zeros((extra, W))])
+        wgt = blend_weights(outer, self.halo, H, W)
+        ok = np.isfinite(s)
+        self.num[o0 - acc_r0:o1 - acc_r0, p0:p1] += np.where(ok, s, 0.0) * wgt
+        self.den[o0 - acc_r0:o1 - acc_r0, p0:p1] += ok * wgt
+        self.left[(window[0], window[1])] -= 1
+        while self.next_band < len(self.bands) and self.left[self.bands[self.next_band]] == 0:
+            bi = self.next_band
+            self.next_band += 1
+            # rows above the next tile row's first halo row are final
+            nxt = max(self.bands[bi + 1][0] - self.halo, 0) if bi + 1 < len(self.bands) else H
+            n_final = nxt - self.acc_r0
+            if n_final > 0:
+                num, den = self.num[:n_final], self.den[:n_final]
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    out = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan).astype(np.float32)
+                self.sink.write(self.acc_r0, 0, out)
+                self.num, self.den = self.num[n_final:], self.den[n_final:]
+                self.acc_r0 = nxt
 
 
 def detect_in_memory(det: Detector, cube, mask, progress: Progress) -> np.ndarray:
@@ -565,6 +587,9 @@ def detect_in_memory(det: Detector, cube, mask, progress: Progress) -> np.ndarra
         return out
     src = ArraySource(X, valid)
     H, W, B = X.shape
-    budget = max(IN_MEMORY_BUDGET, block_cost(det, min(H, 64 + 2 * ctx.halo), W, B, B) + det.state_bytes(B) + 64 * MB)
+    # at most half the cube's size (so detect peaks near 1.5x the cube), at most IN_MEMORY_BUDGET, and at
+    # least one strip of 64 rows
+    budget = max(min(IN_MEMORY_BUDGET, X.nbytes // 2, ), 32 * MB,
+                 block_cost(det, min(H, 64 + 2 * ctx.halo), W, B, B) + det.state_bytes(B) + 2 * B * B * 8)
     sink, _ = run(det, src, None, mem_limit_mb=budget / MB, progress=progress)
     return sink.array

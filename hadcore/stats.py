@@ -24,7 +24,7 @@ import numpy as np
 __all__ = ["Moments", "PixelSample", "pixel_keys"]
 
 #: rows of a block converted to float64 at a time (bounds the temporary copy to ~32 MB at 224 bands)
-_CHUNK_BYTES = 32 * 2**20
+_CHUNK_BYTES = 16 * 2**20
 
 
 class Moments:
@@ -61,6 +61,19 @@ class Moments:
             mu = X.mean(axis=0)
             Xc = X - mu
             out = out.merge(cls(n, mu, Xc.T @ Xc, X.min(axis=0), X.max(axis=0)))
+        return out
+
+    @classmethod
+    def of_block(cls, block: np.ndarray, valid: np.ndarray) -> "Moments":
+        """The moments of the valid pixels of a (h, w, B) block, gathered a few rows at a time (no copy of
+        the whole block's valid pixels)."""
+        h, w, B = block.shape
+        out = cls.empty(B)
+        rows = max(1, _CHUNK_BYTES // (8 * max(B, 1) * max(w, 1)))
+        for r in range(0, h, rows):
+            v = valid[r:r + rows]
+            if v.any():
+                out = out.merge(cls.of(block[r:r + rows][v]))
         return out
 
     def merge(self, other: "Moments") -> "Moments":

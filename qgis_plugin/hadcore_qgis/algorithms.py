@@ -24,6 +24,7 @@ from qgis.core import (
     QgsProcessingAlgorithm,
     QgsProcessingException,
     QgsProcessingOutputNumber,
+    QgsProcessingParameterDefinition,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFeatureSink,
@@ -176,6 +177,10 @@ class DetectorAlgorithm(_Base):
         for p in self._cls.params:
             self.addParameter(_qgis_parameter(p))
         self.addParameter(QgsProcessingParameterBoolean("SCALE", tr("Scale scores to 0-1"), defaultValue=False))
+        mem = QgsProcessingParameterNumber("MEM_LIMIT", tr("Memory budget (MB; 0 = a quarter of the RAM, at most 2048)"),
+                                           QgsProcessingParameterNumber.Integer, defaultValue=0, minValue=0)
+        mem.setFlags(mem.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        self.addParameter(mem)
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", tr("Anomaly scores")))
         _add_detection_params(self, with_sink_optional=True)
         self.addParameter(QgsProcessingParameterFeatureSink(
@@ -234,19 +239,10 @@ class DetectorAlgorithm(_Base):
                 raise QgsProcessingException("threshold 'fpr:' applies to unscaled RX scores; set SCALE to false")
         feedback.pushInfo(f"{detector!r} on {info.height} x {info.width} pixels, {len(bands)} of {info.count} bands")
 
-        cube, valid = gdal_io.read_cube(ds, bands, progress=lambda f: feedback.setProgress(5.0 * f))
-        ds = None
-        if feedback.isCanceled():
-            raise hc.Cancelled("cancelled by the user")
-        t0 = time.perf_counter()
-        scores = detector.detect(cube, mask=valid, progress=self._progress(feedback, 5.0, 90.0))
-        seconds = time.perf_counter() - t0
-        feedback.pushInfo(f"{self._name}: {seconds:.2f} s")
-        del cube
-        if scale:
-            from hadcore.metrics import normalize_scores
+        from hadcore.engine import run as run_engine
 
-            scores = normalize_scores(scores).astype(np.float32)
+        mem_limit = self.parameterAsInt(parameters, "MEM_LIMIT", context)
+        source = gdal_io.GdalSource(ds, bands)
         out_path = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
         metadata = {
             "HADCORE_DETECTOR": self._name,
@@ -256,8 +252,23 @@ class DetectorAlgorithm(_Base):
             "HADCORE_SCALED": "yes" if scale else "no",
             "HADCORE_VERSION": hc.__version__,
         }
-        gdal_io.write_float_raster(out_path, scores, info, description=f"hadcore:{self._name} anomaly score",
-                                   metadata=metadata)
+        out = gdal_io.FloatRasterSink(out_path, info, description=f"hadcore:{self._name} anomaly score",
+                                      metadata=metadata)
+        t0 = time.perf_counter()
+        try:
+            _, run_info = run_engine(detector, source, out, mem_limit_mb=mem_limit or None,
+                                     progress=self._progress(feedback, 0.0, 90.0))
+            if scale:
+                out.rescale()
+            out.close()
+        except BaseException:
+            out.abort()
+            raise
+        seconds = time.perf_counter() - t0
+        ds = None
+        source = None
+        feedback.pushInfo(f"{self._name}: {seconds:.2f} s, {run_info.plan.n_blocks} block(s) under "
+                          f"{run_info.plan.budget // 2**20} MB")
         feedback.setProgress(95.0)
         results = {"OUTPUT": out_path, "SECONDS": seconds, "N_DETECTIONS": 0}
         if sink is not None:
@@ -265,6 +276,8 @@ class DetectorAlgorithm(_Base):
 
             conn = 8 if self.parameterAsEnum(parameters, "CONNECTIVITY", context) == 0 else 4
             min_size = self.parameterAsInt(parameters, "MIN_SIZE", context)
+            # the one-band score layer (the input is B times larger), read back whole
+            scores = gdal_io.read_band(gdal_io.open_raster(out_path), 1)
             labels, table = label_detections(scores, threshold, connectivity=conn, min_size=min_size,
                                              n_bands=len(bands))
             n = write_detections(sink, labels, table, info, conn, feedback)

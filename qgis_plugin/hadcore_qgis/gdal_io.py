@@ -192,3 +192,123 @@ def polygonize_labels(labels: np.ndarray, info: RasterInfo, connectivity: int = 
     for feat in layer:
         out.setdefault(int(feat.GetField(0)), []).append(feat.GetGeometryRef().ExportToWkt())
     return out
+
+
+# ------------------------------------------------------------------------------------------ streaming
+class GdalSource:
+    """A raster read by windows through GDAL, for hadcore's streaming engine (``hadcore.engine.Source``).
+
+    ``bands`` are 0-based. A pixel is valid when GDAL's mask band (nodata, alpha) says so in every selected
+    band, and when it is finite and not all zeros (the engine adds those). Values are read as float32.
+    """
+
+    def __init__(self, ds, bands: Sequence[int]):
+        self.ds = ds
+        self.bands = [int(b) for b in bands]
+        self.shape = (ds.RasterYSize, ds.RasterXSize, len(self.bands))
+        self.nodata = None
+        bx, by = ds.GetRasterBand(self.bands[0] + 1).GetBlockSize()
+        self.block_shape = (int(by), int(bx))
+        self.name = os.path.basename(ds.GetDescription() or "raster")
+        self._all_valid = all(ds.GetRasterBand(b + 1).GetMaskFlags() & gdal.GMF_ALL_VALID for b in self.bands)
+
+    def read(self, r0, r1, c0, c1):
+        out = np.empty((r1 - r0, c1 - c0, len(self.bands)), dtype=np.float32)
+        for k, b in enumerate(self.bands):
+            a = self.ds.GetRasterBand(b + 1).ReadAsArray(c0, r0, c1 - c0, r1 - r0)
+            if a is None:
+                raise RasterIOError(f"{self.name}: cannot read band {b + 1} at rows {r0}-{r1 - 1}: "
+                                    f"{gdal.GetLastErrorMsg() or 'corrupt or truncated data'}")
+            out[:, :, k] = a
+        return out
+
+    def user_mask(self, r0, r1, c0, c1):
+        if self._all_valid:
+            return None
+        valid = np.ones((r1 - r0, c1 - c0), dtype=bool)
+        for b in self.bands:
+            band = self.ds.GetRasterBand(b + 1)
+            if band.GetMaskFlags() & gdal.GMF_ALL_VALID:
+                continue
+            valid &= band.GetMaskBand().ReadAsArray(c0, r0, c1 - c0, r1 - r0) > 0
+        return valid
+
+    def block(self, r0, r1, c0, c1):
+        from hadcore.engine import Source
+
+        return Source.block(self, r0, r1, c0, c1)
+
+
+class FloatRasterSink:
+    """The score layer written block by block (``hadcore.engine.Sink``): float32, NaN nodata, the CRS and
+    geotransform of ``info``. GeoTIFF is written directly (tiled, DEFLATE, BigTIFF if needed) under a
+    temporary name and renamed when complete; other formats are converted from it at the end."""
+
+    def __init__(self, path: str, info: RasterInfo, description: str = "", metadata: Optional[Dict[str, str]] = None):
+        self.path = path
+        self.info = info
+        self.description = description
+        self.metadata = metadata or {}
+        self.tmp = f"{path}.hadcore-{os.getpid()}.tmp.tif"
+        drv = gdal.GetDriverByName("GTiff")
+        self.ds = drv.Create(self.tmp, info.width, info.height, 1, gdal.GDT_Float32, GTIFF_OPTIONS)
+        if self.ds is None:
+            raise RasterIOError(f"cannot create {path!r}: {gdal.GetLastErrorMsg()}")
+        if info.geotransform is not None:
+            self.ds.SetGeoTransform(info.geotransform)
+        if info.projection:
+            self.ds.SetProjection(info.projection)
+        band = self.ds.GetRasterBand(1)
+        band.SetNoDataValue(float("nan"))
+        if description:
+            band.SetDescription(description)
+        self.lo, self.hi = np.inf, -np.inf
+
+    def write(self, r0, c0, scores):
+        s = np.asarray(scores, dtype=np.float32)
+        ok = np.isfinite(s)
+        if ok.any():
+            self.lo = min(self.lo, float(s[ok].min()))
+            self.hi = max(self.hi, float(s[ok].max()))
+        if self.ds.GetRasterBand(1).WriteArray(s, int(c0), int(r0)) != 0:
+            raise RasterIOError(f"cannot write {self.path!r}: {gdal.GetLastErrorMsg()}")
+
+    def rescale(self):
+        """Scale the written scores to 0-1 in place, block row by block row."""
+        band = self.ds.GetRasterBand(1)
+        span = self.hi - self.lo
+        H, W = self.info.height, self.info.width
+        step = 256
+        for r in range(0, H, step):
+            h = min(step, H - r)
+            a = band.ReadAsArray(0, r, W, h).astype(np.float64)
+            ok = np.isfinite(a)
+            a[ok] = (a[ok] - self.lo) / span if span > 0 else 0.0
+            band.WriteArray(a.astype(np.float32), 0, r)
+
+    def close(self) -> str:
+        if self.metadata:
+            self.ds.SetMetadata({str(k): str(v) for k, v in self.metadata.items()})
+        self.ds.FlushCache()
+        self.ds = None
+        name = driver_for(self.path)
+        if os.path.exists(self.path):
+            os.remove(self.path)
+        if name == "GTiff":
+            os.replace(self.tmp, self.path)
+        else:
+            src = gdal.Open(self.tmp)
+            out = gdal.GetDriverByName(name).CreateCopy(self.path, src, 0, [])
+            src = None
+            if out is None:
+                self.abort()
+                raise RasterIOError(f"cannot write {self.path!r} with GDAL driver {name}: {gdal.GetLastErrorMsg()}")
+            out.FlushCache()
+            out = None
+            os.remove(self.tmp)
+        return self.path
+
+    def abort(self):
+        self.ds = None
+        if os.path.exists(self.tmp):
+            os.remove(self.tmp)
