@@ -7,8 +7,9 @@ entry-point group ``hadcore.detectors`` (``name = "package.module:Class"``).
 
 from __future__ import annotations
 
+import functools
 import importlib
-from typing import Dict, List, Type
+from typing import Dict, List, Tuple, Type
 
 from .errors import ParameterError
 
@@ -32,14 +33,21 @@ _BUILTIN: Dict[str, str] = {
 }
 
 
-def _entry_points() -> Dict[str, str]:
+@functools.lru_cache(maxsize=None)
+def _scan_entry_points() -> Tuple[Tuple[str, str], ...]:
+    """(name, "module:Class") of the installed plugins, scanned once per process: ``hadcore list`` looks
+    every name up, and each scan of the installed distributions costs milliseconds."""
     from importlib.metadata import entry_points
 
     try:
         eps = entry_points(group=ENTRY_POINT_GROUP)
     except TypeError:  # pragma: no cover - Python < 3.10
         eps = entry_points().get(ENTRY_POINT_GROUP, [])
-    return {ep.name: ep.value for ep in eps if ep.name not in _BUILTIN}
+    return tuple((ep.name, ep.value) for ep in eps)
+
+
+def _entry_points() -> Dict[str, str]:
+    return {name: value for name, value in _scan_entry_points() if name not in _BUILTIN}
 
 
 def _all() -> Dict[str, str]:

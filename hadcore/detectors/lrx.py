@@ -6,8 +6,6 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from scipy.linalg.blas import dsyr, dsyrk
-from scipy.linalg.lapack import dpotrf, dtrtrs  # imported before threadpool_limits so it is limited too
 
 from ..params import Param
 from ..windows import DualWindowDetector
@@ -101,6 +99,10 @@ class LRX(DualWindowDetector):
             cs0, cs1 = max(c0 - ho, 0), min(c1 + ho, W)
             out[r0:r1, c0:c1] = _lrx_tile(X, w, r0, r1, c0, c1, cs0, cs1, self.inner, self.outer, self.ridge, tick)
 
+        # scipy.linalg (imported here, not at module level, to keep `hadcore list` light) must be imported
+        # before threadpool_limits so that its BLAS is limited too
+        import scipy.linalg.blas  # noqa: F401
+        import scipy.linalg.lapack  # noqa: F401
         from threadpoolctl import threadpool_limits
 
         with threadpool_limits(1):  # one BLAS thread per worker: the workers use the cores
@@ -123,6 +125,9 @@ def _lrx_tile(X, w, r0, r1, c0, c1, cs0, cs1, inner, outer, ridge, tick):
     LAPACK, all in one B x B buffer that stays in cache. Every matrix is handled through its lower
     triangle in Fortran order (``a[k].T``), so the BLAS/LAPACK calls work in place without copies.
     """
+    from scipy.linalg.blas import dsyr, dsyrk
+    from scipy.linalg.lapack import dpotrf, dtrtrs
+
     H, _, B = X.shape
     ho, hi = outer // 2, inner // 2
     Xs, ws = X[:, cs0:cs1], w[:, cs0:cs1]
