@@ -255,10 +255,10 @@ def plan_blocks(det: Detector, shape: Tuple[int, int, int], budget_bytes: int, *
             s = 8
             while s * 2 <= max(H, W) and block_cost(det, 2 * s + 2 * halo, 2 * s + 2 * halo, B, in_bands) <= avail:
                 s *= 2
-            while block_cost(det, s + 2 * halo, s + 2 * halo, B, in_bands) > avail and s > 1:
+            while block_cost(det, s + 2 * halo, s + 2 * halo, B, in_bands) > avail and s > 8:
                 s //= 2
-            if block_cost(det, s + 2 * halo, s + 2 * halo, B, in_bands) > avail or s < 1:
-                need = -(-(block_cost(det, 1 + 2 * halo, 1 + 2 * halo, B, in_bands) * 4 + fixed) // MB) + 1
+            if block_cost(det, s + 2 * halo, s + 2 * halo, B, in_bands) > avail or s < 8:
+                need = -(-(block_cost(det, 8 + 2 * halo, 8 + 2 * halo, B, in_bands) + fixed) // MB) + 1
                 raise InputError(
                     f"{det.name}: a memory limit of {budget_bytes // MB} MB cannot hold one block of this "
                     f"{B}-band scene with its halo of {halo} pixels; the smallest budget that works is {need} MB"
@@ -284,7 +284,9 @@ def plan_blocks(det: Detector, shape: Tuple[int, int, int], budget_bytes: int, *
     if needs_stats:
         # statistics blocks: no halo, float64 copy + one centred copy
         per_px = in_bands * 4 + B * 8
-        avail -= 3 * 16 * MB  # Moments.of's float64 chunk, its centred copy and the gathered rows
+        # Moments.of's float64 chunk, its centred copy and the gathered rows (up to 3 x 16 MB), and never
+        # fewer than 8 full rows (a tiny budget must not mean 1-pixel blocks)
+        avail = max(avail - min(3 * 16 * MB, max(avail, 0) // 2), per_px * min(W, 4096) * 8)
         rows = int(max(1, min(H, avail // max(per_px * W, 1), max(1, MAX_BLOCK_PIXELS // W))))
         if rows * W * per_px > avail:  # very wide scene: square stat blocks
             s = int(max(1, math.isqrt(max(avail // per_px, 1))))
@@ -486,6 +488,7 @@ def run(det: Detector, source: Source, sink: Optional[Sink] = None, *, mem_limit
         for i, (r0, r1, c0, c1) in enumerate(windows):
             X, valid = src.block(r0, r1, c0, c1)
             part = det._refine_block(X, valid)
+            del X, valid  # not held while the next block (or the score pass) is read
             merged = part if merged is None else det._refine_merge(merged, part)
             sub.update((i + 1) / len(windows))
         det._refine_finish(merged)

@@ -12,6 +12,7 @@ import contextlib
 import os
 import re
 import shutil
+import sys
 import tempfile
 import warnings
 from dataclasses import dataclass, field
@@ -316,12 +317,23 @@ def remove_stale_temporaries(final: Path) -> None:
 
 
 def _is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc``, or an exception it was raised from (rasterio wraps GDAL's), reports a full disk."""
     import errno
 
-    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return True
-    text = str(exc).lower()
-    return "no space left" in text or "disk quota" in text or "not enough space" in text
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        text = str(exc).lower()
+        if "no space left" in text or "disk quota" in text or "not enough space" in text:
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _disk_full_error(final) -> FileError:
+    return FileError(f"cannot write {final}: no space left on the device; nothing was written")
 
 
 @contextlib.contextmanager
@@ -336,7 +348,13 @@ def atomic_output(path, overwrite: bool = False) -> Iterator[Path]:
     """
     final = check_output(path, overwrite)
     remove_stale_temporaries(final)
-    tmpdir = Path(tempfile.mkdtemp(prefix=f".{final.name}{TMP_TAG}{os.getpid()}-", suffix=".tmp", dir=final.parent))
+    try:
+        tmpdir = Path(tempfile.mkdtemp(prefix=f".{final.name}{TMP_TAG}{os.getpid()}-", suffix=".tmp",
+                                       dir=final.parent))
+    except OSError as exc:  # a full disk, a read-only or foreign folder
+        if _is_disk_full(exc):
+            raise _disk_full_error(final) from None
+        raise FileError(f"cannot write {final}: {exc.strerror or exc}") from None
     tmp = tmpdir / final.name
     try:
         try:
@@ -353,7 +371,7 @@ def atomic_output(path, overwrite: bool = False) -> Iterator[Path]:
             raise
         except Exception as exc:
             if _is_disk_full(exc):
-                raise FileError(f"cannot write {final}: no space left on the device; nothing was written") from None
+                raise _disk_full_error(final) from None
             raise
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
@@ -501,6 +519,55 @@ def _gdal_env():
     return rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB * 2**20, GDAL_NUM_THREADS=1)
 
 
+def _gdal_error_text(exc: BaseException) -> str:
+    """GDAL's own message in a rasterio error: the innermost of the chain (rasterio wraps it in "Read failed.
+    See previous exception for details."), first line, without GDAL's "<file>, band N: " prefix."""
+    text, seen = "", set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        s = str(exc).strip()
+        if s:
+            text = s.splitlines()[0]
+        exc = exc.__cause__
+    return re.sub(r"^[^:]*, band \d+: ", "", text)[:160]
+
+
+def _raw_layout(ds, path):
+    """(header offset, interleave, item size, H, W, B, file size) of an uncompressed ENVI data file, else None.
+
+    GDAL's raw drivers read zeros past the end of a truncated data file, without an error or a warning, so
+    :class:`RasterSource` checks the windows it reads against the size of the file itself.
+    """
+    if ds.driver != "ENVI":
+        return None
+    t = {k.lower(): str(v).strip().lower() for k, v in ds.tags(ns="ENVI").items()}
+    il = t.get("interleave", "bsq")
+    if t.get("file_compression", "0") not in ("", "0") or il not in ("bsq", "bil", "bip"):
+        return None
+    try:
+        off = int(t.get("header_offset", "0") or 0)
+        size = os.path.getsize(path)
+    except (ValueError, OSError):
+        return None
+    return off, il, np.dtype(ds.dtypes[0]).itemsize, ds.height, ds.width, ds.count, size
+
+
+def _raw_missing(layout, indexes, r0, r1, c0, c1):
+    """(band, bytes needed) of the first of ``indexes`` whose samples in the window end past the end of the
+    data file described by ``layout`` (:func:`_raw_layout`), or None."""
+    off, il, item, H, W, B, size = layout
+    for b in sorted(indexes):
+        if il == "bsq":
+            end = ((b - 1) * H + r1 - 1) * W + c1
+        elif il == "bil":
+            end = ((r1 - 1) * B + b - 1) * W + c1
+        else:
+            end = ((r1 - 1) * W + c1 - 1) * B + b
+        if off + end * item > size:
+            return b, off + end * item
+    return None
+
+
 class RasterSource:
     """A GDAL raster read by windows (:class:`hadcore.engine.Source`): bands ``indexes`` (1-based).
 
@@ -519,11 +586,13 @@ class RasterSource:
         self.name = Path(path).name
         self._ds = None
         self._env = None
+        self._raw = None
 
     def __getstate__(self):
         d = dict(self.__dict__)
         d["_ds"] = None
         d["_env"] = None
+        d["_raw"] = None
         return d
 
     def _dataset(self):
@@ -534,9 +603,12 @@ class RasterSource:
             self._env = _gdal_env()
             self._env.__enter__()
             try:
-                self._ds = rasterio.open(self.path)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+                    self._ds = rasterio.open(self.path)
             except RasterioIOError as exc:
                 raise FileError(f"cannot read {self.path} as a raster: {str(exc).splitlines()[0]}") from None
+            self._raw = _raw_layout(self._ds, self.path)
         return self._ds
 
     def close(self):
@@ -552,6 +624,11 @@ class RasterSource:
 
         ds = self._dataset()
         win = Window(c0, r0, c1 - c0, r1 - r0)
+        where = f"rows {r0}-{r1 - 1}, columns {c0}-{c1 - 1}"
+        missing = _raw_missing(self._raw, self.indexes, r0, r1, c0, c1) if self._raw else None
+        if missing:
+            raise FileError(f"{self.path}: cannot read band {missing[0]} at {where} (corrupt or truncated file: "
+                            f"it has {self._raw[-1]} bytes, that band needs {missing[1]})")
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -559,9 +636,8 @@ class RasterSource:
         except Exception as exc:  # rasterio raises RasterioIOError / CPLE_* for undecodable blocks
             band = self._failing_band(win)
             what = f"band {band}" if band else "its data"
-            msg = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-            raise FileError(f"{self.path}: cannot read {what} at rows {r0}-{r1 - 1}, columns {c0}-{c1 - 1} "
-                            f"(corrupt or truncated file: {msg})") from None
+            msg = _gdal_error_text(exc) or type(exc).__name__
+            raise FileError(f"{self.path}: cannot read {what} at {where} (corrupt or truncated file: {msg})") from None
         out = np.empty((r1 - r0, c1 - c0, len(self.indexes)), dtype=np.float32)
         for k in range(len(self.indexes)):
             out[:, :, k] = data[k]
@@ -643,6 +719,75 @@ def open_scene(path, bands: Optional[str] = None, wavelength_range: Optional[Seq
                      n_source_bands=n, path=str(p), gt_path=str(gp) if gp else None)
 
 
+_WRITE_FAILURE = re.compile(r"no space left|disk quota|not enough space|_tiff\w*proc|write error|error \d+:", re.I)
+
+
+class _CStderr:
+    """``with`` block collecting what C libraries print on the process's stderr (fd 2) meanwhile.
+
+    libtiff reports a failed write or seek of a GeoTIFF there ("_tiffWriteProc: No space left on device.")
+    instead of through GDAL's error handler, and GDAL's close does not fail on it: without this a full disk
+    leaves an incomplete file although every call succeeded, and garbles the one-line error. On leaving the
+    block, a write failure raises :class:`FileError` (one line, about ``final``); anything else is passed on
+    to stderr. ``check=False`` only swallows (a write that is failing anyway). Where fd 2 cannot be
+    redirected (no non-blocking pipes), the block runs unchanged.
+    """
+
+    def __init__(self, final, check: bool = True):
+        self.final, self.check = final, check
+        self._saved = self._read = None
+
+    def __enter__(self):
+        try:
+            sys.stderr.flush()
+        except Exception:  # pragma: no cover - no usable sys.stderr
+            pass
+        try:
+            r, w = os.pipe()
+        except OSError:  # pragma: no cover
+            return self
+        try:
+            os.set_blocking(w, False)  # a flood of messages is cut, never blocks the writer
+            saved = os.dup(2)
+        except OSError:  # pragma: no cover - e.g. Windows before Python 3.12, no fd 2
+            os.close(r)
+            os.close(w)
+            return self
+        os.dup2(w, 2)
+        os.close(w)
+        self._saved, self._read = saved, r
+        return self
+
+    def __exit__(self, et, exc, tb):
+        if self._saved is None:
+            return False
+        os.dup2(self._saved, 2)
+        os.close(self._saved)
+        chunks = []
+        try:
+            while True:
+                b = os.read(self._read, 65536)
+                if not b:
+                    break
+                chunks.append(b)
+        finally:
+            os.close(self._read)
+            self._saved = self._read = None
+        text = b"".join(chunks).decode("utf-8", "replace")
+        if not text or not self.check:
+            return False
+        if _WRITE_FAILURE.search(text):
+            if _is_disk_full(OSError(text)):
+                raise _disk_full_error(self.final) from None
+            first = next(ln for ln in text.splitlines() if _WRITE_FAILURE.search(ln)).strip()
+            raise FileError(f"cannot write {self.final}: {first[:160]}") from None
+        try:
+            sys.stderr.write(text)
+        except Exception:  # pragma: no cover
+            pass
+        return False
+
+
 class ScoreWriter:
     """The score GeoTIFF written block by block (:class:`hadcore.engine.Sink`), as a context manager.
 
@@ -682,7 +827,7 @@ class ScoreWriter:
         self._env = _gdal_env()
         self._env.__enter__()
         try:
-            with warnings.catch_warnings():
+            with _CStderr(self.path), warnings.catch_warnings():
                 warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
                 self._dst = rasterio.open(self._tmp, "w+" if self.normalize else "w", **prof)
         except BaseException as exc:
@@ -702,7 +847,8 @@ class ScoreWriter:
             s[valid & (s == np.float32(self.nd))] = np.nextafter(np.float32(self.nd), np.float32(np.inf))
         s[~valid] = self.nd
         h, w = s.shape
-        self._dst.write(s, 1, window=Window(c0, r0, w, h))
+        with _CStderr(self.path):
+            self._dst.write(s, 1, window=Window(c0, r0, w, h))
 
     def _finish(self):
         import json
@@ -733,8 +879,16 @@ class ScoreWriter:
                 if not np.isnan(self.nd):
                     a[ok & (a == np.float32(self.nd))] = np.nextafter(np.float32(self.nd), np.float32(np.inf))
                 dst.write(a, 1, window=win)
-        dst.close()
+        dst.close()  # flushes GDAL's cache: where a full disk shows (see _CStderr)
         self._dst = None
+        try:  # GDAL's close reports no error: check that the file it left is whole
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+                with rasterio.open(self._tmp):
+                    pass
+        except rasterio.errors.RasterioIOError as exc:
+            raise FileError(f"cannot write {self.path}: the file written is unreadable "
+                            f"({_gdal_error_text(exc)})") from None
         if self.cog:
             from rasterio.shutil import copy as rio_copy
 
@@ -748,7 +902,8 @@ class ScoreWriter:
     def _abort(self, exc):
         try:
             if self._dst is not None:
-                self._dst.close()
+                with _CStderr(self.path, check=False):  # libtiff's complaints about a failing disk
+                    self._dst.close()
         except Exception:
             pass
         self._dst = None
@@ -766,7 +921,8 @@ class ScoreWriter:
                     raise new from None
             return False
         try:
-            self._finish()
+            with _CStderr(self.path):
+                self._finish()
         except BaseException as err:
             self._abort(err)
             raise
