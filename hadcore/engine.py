@@ -250,7 +250,7 @@ def plan_blocks(det: Detector, shape: Tuple[int, int, int], budget_bytes: int, *
         # full-width strips when the smallest useful strip fits, else square tiles
         min_core = max(8, min(64, H))
         w_in = W
-        if block_cost(det, min_core + 2 * halo, W, B, in_bands) > avail:
+        if block_cost(det, min(min_core + 2 * halo, H), W, B, in_bands) > avail:
             # square tiles: largest side s with cost(s + 2 halo, s + 2 halo) <= avail
             s = 8
             while s * 2 <= max(H, W) and block_cost(det, 2 * s + 2 * halo, 2 * s + 2 * halo, B, in_bands) <= avail:
@@ -268,13 +268,14 @@ def plan_blocks(det: Detector, shape: Tuple[int, int, int], budget_bytes: int, *
         else:
             bw = W
             bh = min_core
-            while bh < H and block_cost(det, 2 * bh + 2 * halo, w_in, B, in_bands) <= avail \
-                    and 2 * bh * W <= MAX_BLOCK_PIXELS:
+            def fits(rows):
+                return block_cost(det, min(rows + 2 * halo, H), w_in, B, in_bands) <= avail
+
+            while bh < H and fits(2 * bh) and 2 * bh * W <= MAX_BLOCK_PIXELS:
                 bh *= 2
             # grow linearly up to the budget
             step = max(1, bh // 4)
-            while bh + step <= H and block_cost(det, bh + step + 2 * halo, w_in, B, in_bands) <= avail \
-                    and (bh + step) * W <= MAX_BLOCK_PIXELS:
+            while bh + step <= H and fits(bh + step) and (bh + step) * W <= MAX_BLOCK_PIXELS:
                 bh += step
             bh = min(bh, H)
         score = [(r0, r1, c0, c1) for r0, r1 in _split(H, bh, align_r)
@@ -590,9 +591,9 @@ def detect_in_memory(det: Detector, cube, mask, progress: Progress) -> np.ndarra
         return out
     src = ArraySource(X, valid)
     H, W, B = X.shape
-    # at most half the cube's size (so detect peaks near 1.5x the cube), at most IN_MEMORY_BUDGET, and at
+    # half the cube's size (so detect peaks near 1.5x the cube) within [64 MB, IN_MEMORY_BUDGET], and at
     # least one strip of 64 rows
-    budget = max(min(IN_MEMORY_BUDGET, X.nbytes // 2, ), 32 * MB,
+    budget = max(min(IN_MEMORY_BUDGET, max(X.nbytes // 2, 64 * MB)),
                  block_cost(det, min(H, 64 + 2 * ctx.halo), W, B, B) + det.state_bytes(B) + 2 * B * B * 8)
     sink, _ = run(det, src, None, mem_limit_mb=budget / MB, progress=progress)
     return sink.array

@@ -135,7 +135,7 @@ def _lrx_tile(X, w, r0, r1, c0, c1, cs0, cs1, inner, outer, ridge, tick):
     a, b = max(r0 - ho, 0), min(r0 + ho + 1, H)
     vn = ws[a:b].sum(0)
     v1 = Xs[a:b].sum(0)
-    v2 = np.einsum("rci,rcj->cij", Xs[a:b], Xs[a:b])
+    v2 = np.matmul(Xs[a:b].transpose(1, 2, 0), Xs[a:b].transpose(1, 0, 2))  # (cols, B, B), batched BLAS
     Xp = np.zeros((H + 2 * hi, Wt + 2 * hi, B))  # zero padding contributes nothing
     Xp[hi:hi + H, hi:hi + Wt] = Xs
     wp = np.zeros((H + 2 * hi, Wt + 2 * hi))
@@ -171,6 +171,8 @@ def _lrx_tile(X, w, r0, r1, c0, c1, cs0, cs1, inner, outer, ridge, tick):
         ok = (n >= 2) & (w[r, c0:c1] > 0)
         acc[...] = v2[lo[0]:up[0]].sum(0).T
         for k in range(Wout):
+            if k and k % 16 == 0:
+                tick(16)  # progress (and a cancel) every 16 pixels, not only per row
             if k:
                 for c in range(up[k - 1], up[k]):
                     acc += v2[c].T
@@ -200,5 +202,5 @@ def _lrx_tile(X, w, r0, r1, c0, c1, cs0, cs1, inner, outer, ridge, tick):
                 M = np.tril(M) + np.tril(M, -1).T
                 M[np.diag_indices(B)] += load if load > 0 else ridge
                 res[r - r0, k] = (nk - 1) * (d @ np.linalg.pinv(M, hermitian=True) @ d)
-        tick(Wout)
+        tick(Wout - 16 * ((Wout - 1) // 16))
     return res
