@@ -86,10 +86,7 @@ def info_cmd(name, as_json):
     click.echo(f"{d['name']} - {d['title']} ({d['family']}{', trains' if d['trains'] else ''})")
     click.echo(d["summary"])
     click.echo(f"Reference: {d['reference']}")
-    ctx = d["context"]
-    need = "whole scene" if ctx["whole_scene"] else "whole-image statistics" if ctx["global_stats"] else \
-        f"halo of {ctx['halo']} pixels"
-    click.echo(f"Context: {need}")
+    click.echo(f"Scales by: {d['scaling']}")
     click.echo("Parameters (-p NAME=VALUE):")
     for p in d["params"]:
         click.echo(f"  {p['name']:<16} default {p['default']!r:<12} {p['allowed']}")

@@ -136,6 +136,17 @@ class FitData:
     crops: Optional[list] = None
     refined: Any = None
 
+    def value_range(self) -> Tuple[float, float]:
+        """(lowest, highest) value over all bands of the valid pixels: exact from ``moments`` when they hold
+        band minima and maxima, else from ``sample`` (then approximate), else ``(nan, nan)`` (``--reduce``
+        leaves the projected moments without minima and maxima)."""
+        m = self.moments
+        if m is not None and m.n > 0 and np.isfinite(m.minimum).all() and np.isfinite(m.maximum).all():
+            return float(m.minimum.min()), float(m.maximum.max())
+        if self.sample is not None and self.sample.size:
+            return float(self.sample.min()), float(self.sample.max())
+        return float("nan"), float("nan")
+
 
 class Detector:
     """Base class of every hadcore detector (see the module docstring for the contract)."""
@@ -185,7 +196,8 @@ class Detector:
             "reference": cls.reference,
             "min_bands": cls.min_bands,
             "params": [p.as_dict() for p in cls.params],
-            "context": cls._default_context().__dict__,
+            "context": dict(cls._default_context().__dict__, scaling=cls._default_context().scaling),
+            "scaling": cls._default_context().describe(),
             "doc": doc,
         }
 
