@@ -211,9 +211,11 @@ def _split(n: int, size: int, align: int = 1) -> List[Tuple[int, int]]:
 
 
 def block_cost(det: Detector, h: int, w: int, bands: int, in_bands: int) -> int:
-    """Bytes held while scoring one h x w window: the raw read (float32 of the source bands), the float64
-    block, and the detector's working memory."""
-    return h * w * (in_bands * 4 + bands * 8) + det.working_bytes(h, w, bands)
+    """Bytes held while scoring one h x w window: the raw read (float32 of the source bands), its float64
+    copy, the projected block and the product it comes from (``--reduce``), and the detector's working
+    memory."""
+    per_px = in_bands * 12 + (bands * 16 if bands != in_bands else 0)
+    return h * w * per_px + det.working_bytes(h, w, bands)
 
 
 def plan_blocks(det: Detector, shape: Tuple[int, int, int], budget_bytes: int, *, in_bands: Optional[int] = None,
@@ -284,7 +286,7 @@ def plan_blocks(det: Detector, shape: Tuple[int, int, int], budget_bytes: int, *
     stat: List[Window] = []
     if needs_stats:
         # statistics blocks: no halo, float64 copy + one centred copy
-        per_px = in_bands * 4 + B * 8
+        per_px = in_bands * 12  # the raw read and its float64 copy (statistics are of the raw bands)
         # Moments.of's float64 chunk, its centred copy and the gathered rows (up to 3 x 16 MB), and never
         # fewer than 8 full rows (a tiny budget must not mean 1-pixel blocks)
         avail = max(avail - min(3 * 16 * MB, max(avail, 0) // 2), per_px * min(W, 4096) * 8)

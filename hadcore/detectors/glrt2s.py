@@ -90,6 +90,12 @@ class GLRT2S(DualWindowDetector):
     def context(self):
         return Context(halo=self.outer // 2, global_stats=True)
 
+    def working_bytes(self, h, w, bands):
+        # window indices and flags of every pixel (outer^2 x 9 bytes), the valid pixels and their
+        # projection, and the batched solves (bounded by the chunking, ~100 MB)
+        q = min(self.n_components, bands)
+        return h * w * (self.outer ** 2 * 9 + bands * 8 + 2 * q * 8) + 100 * 2**20
+
     def _fit(self, data, progress):
         B = data.shape[2]
         w, V = np.linalg.eigh(data.moments.cov())
