@@ -11,5 +11,5 @@ if [ ! -x "$VENV/bin/python" ]; then
     "$PY" -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install --disable-pip-version-check -q --upgrade pip
-"$VENV/bin/python" -m pip install --disable-pip-version-check -q -e "$REPO[cli,torch,test]"
+"$VENV/bin/python" -m pip install --disable-pip-version-check -q -e "$REPO[cli,torch,test,dask]"
 "$VENV/bin/python" -c "import hadcore, hadcore_cli, torch, rasterio; print('setup: hadcore', hadcore.__version__, '| numpy', __import__('numpy').__version__, '| torch', torch.__version__)"

@@ -1,0 +1,456 @@
+"""``hadcore.detect``: one call from a file, a numpy array, an xarray DataArray or a dask array to scores.
+
+>>> import hadcore
+>>> scores = hadcore.detect("rx", "scene.tif")                   # numpy (H, W) float32
+>>> scores = hadcore.detect("lrx", cube, inner=3, outer=17)      # cube: numpy (H, W, B)
+>>> scores = hadcore.detect("rx", xr.open_dataarray(...))        # DataArray (y, x), coordinates kept
+>>> lazy = hadcore.detect("rx", dask_cube)                       # dask array (H, W), not computed yet
+>>> scores = hadcore.detect("rx", "scene.tif", client=client)    # on a Dask cluster
+
+Only numpy is needed for numpy input; xarray and dask are imported only for their own inputs.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from typing import Any, Optional, Tuple
+
+import numpy as np
+
+from .base import Detector, FitData, valid_mask
+from .engine import (
+    MB,
+    ArraySink,
+    ArraySource,
+    ProjectedSource,
+    Source,
+    blend_weights,
+    crop_windows,
+    default_mem_limit_mb,
+    halo_window,
+    parse_reduce,
+    plan_blocks,
+    reduce_projection,
+    run,
+    score_window,
+)
+from .errors import InputError, ParameterError
+from .progress import as_progress
+from .stats import Moments, PixelSample
+
+__all__ = ["detect"]
+
+#: dimension names read as rows / columns of an xarray DataArray (the remaining one is the band axis)
+Y_DIMS = ("y", "lat", "latitude", "row", "rows", "line", "lines", "northing")
+X_DIMS = ("x", "lon", "longitude", "col", "cols", "column", "columns", "sample", "samples", "easting")
+#: attributes describing how the input's values are encoded: not carried over to the scores
+_ENCODING_ATTRS = ("scale_factor", "add_offset", "_FillValue", "missing_value", "nodata", "nodatavals",
+                   "scales", "offsets", "_Unsigned", "valid_range", "valid_min", "valid_max")
+
+
+def detect(name, source, *, mask=None, client=None, mem_limit_mb: Optional[float] = None, reduce=None,
+           progress=None, **params):
+    """Run detector ``name`` (a registry name, or a configured :class:`~hadcore.base.Detector`) on ``source``.
+
+    ``source`` is one of:
+
+    - a path (``str`` / ``os.PathLike``) to any raster GDAL reads or an ``.npz``/``.mat`` scene: streamed block
+      by block under ``mem_limit_mb`` (:func:`hadcore.engine.run`), or on a Dask cluster with ``client``
+      (:func:`hadcore.distributed.run_distributed`; the path must be readable from every worker). Returns a
+      numpy (H, W) float32 array.
+    - a numpy array (H, W, B): :meth:`Detector.detect` (with ``mem_limit_mb`` or ``reduce``: the streaming
+      engine, as the CLI; with ``client``: the Dask backend). Returns numpy (H, W) float32.
+    - an xarray ``DataArray`` with dims (band, y, x) (as rioxarray gives) or (y, x, band): returns a
+      ``DataArray`` (y, x) with the coordinates and attributes of the input (less those that describe its
+      encoding, such as ``scale_factor`` or ``_FillValue``). Its ``_FillValue`` / ``nodata`` attribute marks
+      pixels holding it in every band as invalid, as the CLI does for a raster's nodata. A dask-backed
+      DataArray gives a lazy result.
+    - a dask array (H, W, B): returns a **lazy** dask array (H, W) float32. What the fit needs (statistics,
+      a sample, crops, the refine pass) is computed now, as dask reductions (on ``client`` when given); the
+      scores are a ``map_overlap`` over blocks sized by the memory budget, with the detector's halo (scene
+      tiles of whole-scene detectors are blended, as the streaming engine does).
+
+    ``mask``: optional (H, W) bool, True = valid. ``reduce``: ``"pca:K"`` (or ("pca", K)). ``progress``: a
+    :class:`~hadcore.progress.Progress` or a callback ``f(fraction, message)`` (for a dask array it covers the
+    fit only). ``params``: the detector's parameters. Scores: higher = more anomalous, NaN where invalid.
+    """
+    det = _detector(name, params)
+    if isinstance(source, (str, os.PathLike)):
+        return _detect_path(det, source, mask, client, mem_limit_mb, reduce, progress)
+    if _is_xarray(source):
+        return _detect_xarray(det, source, mask, client, mem_limit_mb, reduce, progress)
+    if _is_dask(source):
+        return _detect_dask(det, source, mask, None, client, mem_limit_mb, reduce, progress)
+    return _detect_numpy(det, source, mask, None, client, mem_limit_mb, reduce, progress)
+
+
+# ================================================================================================ dispatch
+def _detector(name, params) -> Detector:
+    if isinstance(name, Detector):
+        if params:
+            raise ParameterError(f"detect: parameters {sorted(params)} given with a configured detector; "
+                                 "set them on the detector instead")
+        return name
+    if isinstance(name, type) and issubclass(name, Detector):
+        return name(**params)
+    from .registry import get_detector
+
+    return get_detector(name, **params)
+
+
+def _is_xarray(obj) -> bool:
+    return type(obj).__name__ == "DataArray" and type(obj).__module__.split(".")[0] == "xarray"
+
+
+def _is_dask(obj) -> bool:
+    return type(obj).__module__.split(".")[0] == "dask" and hasattr(obj, "__dask_graph__")
+
+
+class _MaskedSource(Source):
+    """Another source with a user mask (an (H, W) bool array) on top of its own validity rule."""
+
+    def __init__(self, base: Source, mask: np.ndarray):
+        self.base = base
+        self.mask = np.asarray(mask, dtype=bool)
+        if self.mask.shape != tuple(base.shape[:2]):
+            raise InputError(f"mask shape {self.mask.shape} does not match the image {tuple(base.shape[:2])}")
+        self.shape = base.shape
+        self.nodata = base.nodata
+        self.block_shape = base.block_shape
+        self.name = base.name
+
+    def read(self, r0, r1, c0, c1):
+        return self.base.read(r0, r1, c0, c1)
+
+    def user_mask(self, r0, r1, c0, c1):
+        own = self.base.user_mask(r0, r1, c0, c1)
+        m = self.mask[r0:r1, c0:c1]
+        return m if own is None else (m & own)
+
+
+def _run(det, src: Source, client, mem_limit_mb, reduce, progress) -> np.ndarray:
+    if client is not None:
+        from .distributed import run_distributed
+
+        sink, _ = run_distributed(det, src, ArraySink(*src.shape[:2]), client=client, mem_limit_mb=mem_limit_mb,
+                                  progress=progress, reduce=reduce)
+    else:
+        sink, _ = run(det, src, ArraySink(*src.shape[:2]), mem_limit_mb=mem_limit_mb, progress=progress,
+                      reduce=reduce)
+    return sink.array
+
+
+def _detect_path(det, path, mask, client, mem_limit_mb, reduce, progress) -> np.ndarray:
+    from .io import open_scene
+
+    scene = open_scene(path)
+    src = scene.source if mask is None else _MaskedSource(scene.source, mask)
+    try:
+        return _run(det, src, client, mem_limit_mb, reduce, progress)
+    finally:
+        close = getattr(scene.source, "close", None)
+        if close is not None:
+            close()
+
+
+def _detect_numpy(det, cube, mask, nodata, client, mem_limit_mb, reduce, progress) -> np.ndarray:
+    X = np.asarray(cube)
+    if client is None and mem_limit_mb is None and parse_reduce(reduce) is None:
+        if nodata is not None and X.ndim == 3:
+            mask = valid_mask(X, nodata, mask)
+        return det.detect(X, mask, progress)
+    return _run(det, ArraySource(X, mask, nodata=nodata), client, mem_limit_mb, reduce, progress)
+
+
+# ================================================================================================ xarray
+def _xarray_dims(arr) -> Tuple[Any, Any, Any]:
+    """(y, x, band) dimension names of a 3-D DataArray."""
+    dims = list(arr.dims)
+    if len(dims) != 3:
+        raise InputError(f"detect: expected a DataArray with 3 dims (band, y, x) or (y, x, band), got {tuple(dims)}")
+    low = [str(d).lower() for d in dims]
+    ys = [d for d, n in zip(dims, low) if n in Y_DIMS]
+    xs = [d for d, n in zip(dims, low) if n in X_DIMS]
+    if len(ys) == 1 and len(xs) == 1:
+        band = [d for d in dims if d not in (ys[0], xs[0])][0]
+        return ys[0], xs[0], band
+    band_like = ("band", "bands", "wavelength", "wavelengths", "channel", "channels", "spectral", "lambda")
+    if low[0] in band_like:
+        return dims[1], dims[2], dims[0]
+    if low[2] in band_like:
+        return dims[0], dims[1], dims[2]
+    raise InputError(f"detect: cannot tell the band axis of dims {tuple(dims)}; name them (band, y, x) or "
+                     "(y, x, band)")
+
+
+def _xarray_nodata(arr) -> Optional[float]:
+    for where in (arr.attrs, getattr(arr, "encoding", {}) or {}):
+        for key in ("_FillValue", "nodata", "missing_value"):
+            v = where.get(key)
+            if v is not None:
+                try:
+                    v = float(np.asarray(v).ravel()[0])
+                except (TypeError, ValueError, IndexError):
+                    continue
+                return None if np.isnan(v) else v
+    return None
+
+
+def _detect_xarray(det, arr, mask, client, mem_limit_mb, reduce, progress):
+    import xarray as xr
+
+    ydim, xdim, bdim = _xarray_dims(arr)
+    data = arr.transpose(ydim, xdim, bdim).data
+    if mask is not None and _is_xarray(mask):
+        mask = mask.transpose(ydim, xdim).data
+    nodata = _xarray_nodata(arr)
+    if _is_dask(data):
+        scores = _detect_dask(det, data, mask, nodata, client, mem_limit_mb, reduce, progress)
+    else:
+        scores = _detect_numpy(det, data, mask, nodata, client, mem_limit_mb, reduce, progress)
+    coords = {k: c for k, c in arr.coords.items() if set(c.dims) <= {ydim, xdim}}
+    attrs = {k: v for k, v in arr.attrs.items() if k not in _ENCODING_ATTRS}
+    attrs.update(detector=det.name, higher_is_more_anomalous="true")
+    return xr.DataArray(scores, dims=(ydim, xdim), coords=coords, attrs=attrs, name=f"{det.name}_score")
+
+
+# ================================================================================================ dask
+# Block functions of the lazy path: plain functions of numpy blocks (picklable for a distributed scheduler).
+def _block_source(block, nodata, proj) -> Source:
+    src: Source = ArraySource(block, None, nodata=nodata)
+    return src if proj is None else ProjectedSource(src, proj[0], proj[1])
+
+
+def _chunk_stats(block, r0, c0, width, size, seed, nodata):
+    h, w = block.shape[:2]
+    X, valid = ArraySource(block, None, nodata=nodata).block(0, h, 0, w)
+    mom = Moments.of_block(X, valid)
+    smp = PixelSample.of_block(X, valid, r0, c0, width, size, seed) if size else None
+    return mom, smp, int(valid.sum())
+
+
+def _chunk_read(block, nodata, proj):
+    h, w = block.shape[:2]
+    return _block_source(block, nodata, proj).block(0, h, 0, w)
+
+
+def _chunk_refine(det, block, nodata, proj):
+    X, valid = _chunk_read(block, nodata, proj)
+    return det._refine_block(X, valid)
+
+
+def _chunk_score(block, det=None, nodata=None, proj=None):
+    """Scores of a block read with its halo (map_overlap trims the halo)."""
+    h, w = block.shape[:2]
+    _, s = score_window(det, _block_source(block, nodata, proj), (0, h, 0, w), 0)
+    return s
+
+
+def _tile_score(outer_block, det, nodata, proj):
+    h, w = outer_block.shape[:2]
+    _, s = score_window(det, _block_source(outer_block, nodata, proj), (0, h, 0, w), 0, None, blend=True)
+    return s
+
+
+def _blend_core(core, halo, H, W, *pieces):
+    """Blended scores of the tile ``core`` from the tiles overlapping it: ``pieces`` alternate outer windows
+    and their scores, in the engine's order (tile rows, then columns), so the sums are the engine's."""
+    r0, r1, c0, c1 = core
+    num = np.zeros((r1 - r0, c1 - c0))
+    den = np.zeros((r1 - r0, c1 - c0))
+    for outer, s in zip(pieces[0::2], pieces[1::2]):
+        o0, o1, p0, p1 = outer
+        a0, a1, b0, b1 = max(o0, r0), min(o1, r1), max(p0, c0), min(p1, c1)
+        if a0 >= a1 or b0 >= b1:
+            continue
+        wgt = blend_weights(outer, halo, H, W)[a0 - o0:a1 - o0, b0 - p0:b1 - p0]
+        part = s[a0 - o0:a1 - o0, b0 - p0:b1 - p0]
+        ok = np.isfinite(part)
+        num[a0 - r0:a1 - r0, b0 - c0:b1 - c0] += np.where(ok, part, 0.0) * wgt
+        den[a0 - r0:a1 - r0, b0 - c0:b1 - c0] += ok * wgt
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan).astype(np.float32)
+
+
+def _tree_delayed(parts, merge, *extra):
+    from dask import delayed
+
+    items = list(parts)
+    while len(items) > 1:
+        items = [delayed(merge, pure=True)(*extra, items[i], items[i + 1]) if i + 1 < len(items) else items[i]
+                 for i in range(0, len(items), 2)]
+    return items[0]
+
+
+def _stats_merge(a, b):
+    from .distributed import _stats_merge as merge
+
+    return merge(a, b)
+
+
+def _refine_merge(det, a, b):
+    return det._refine_merge(a, b)
+
+
+def _edges(windows, axis: int):
+    """Sorted distinct (start, stop) pieces of the plan's windows along rows (0) or columns (1)."""
+    return sorted({(w[2 * axis], w[2 * axis + 1]) for w in windows})
+
+
+def _at_least(chunks, depth: int):
+    """Merge chunks smaller than ``depth`` into a neighbour (dask issue 11580: map_overlap needs every chunk
+    at least as large as its depth)."""
+    out = [int(c) for c in chunks if c]
+    if depth <= 0 or len(out) <= 1:
+        return tuple(out)
+    merged = []
+    for c in out:
+        if merged and (merged[-1] < depth or c < depth):
+            merged[-1] += c
+        else:
+            merged.append(c)
+    if len(merged) > 1 and merged[-1] < depth:
+        merged[-2] += merged.pop()
+    return tuple(merged)
+
+
+def _compute(obj, client):
+    if client is not None:
+        return client.compute(obj).result()
+    import dask
+
+    return dask.compute(obj)[0]
+
+
+def _detect_dask(det, arr, mask, nodata, client, mem_limit_mb, reduce, progress):
+    import dask.array as da
+    from dask import delayed
+
+    prog = as_progress(progress)
+    if arr.ndim != 3:
+        raise InputError(f"expected a cube of shape (H, W, B), got an array of shape {arr.shape}")
+    H, W, B_in = (int(s) for s in arr.shape)
+    if B_in < det.min_bands:
+        raise InputError(f"{det.name}: needs at least {det.min_bands} bands, got {B_in}")
+    red = parse_reduce(reduce)
+    B = red[1] if red else B_in
+    if red and red[1] < det.min_bands:
+        raise InputError(f"{det.name}: needs at least {det.min_bands} bands, --reduce pca:{red[1]} keeps {red[1]}")
+    ctx = det.context()
+    threads = 1
+    if mem_limit_mb is None and client is not None:
+        from .distributed import worker_budget_mb
+
+        mem_limit_mb, threads = worker_budget_mb(client)
+    budget = int((mem_limit_mb if mem_limit_mb is not None else default_mem_limit_mb()) * MB / max(threads, 1))
+    need_stats = bool(ctx.global_stats or ctx.sample or red)
+    plan = plan_blocks(det, (H, W, B), budget, in_bands=B_in, needs_stats=need_stats)
+    halo = plan.halo
+
+    if mask is not None:  # the mask is folded into the data: a masked pixel is non-finite, hence invalid
+        m = mask if _is_dask(mask) else np.asarray(mask, dtype=bool)
+        if tuple(m.shape) != (H, W):
+            raise InputError(f"mask shape {tuple(m.shape)} does not match the image ({H}, {W})")
+        arr = da.where(da.asarray(m)[:, :, None], arr.astype(np.result_type(arr.dtype, np.float32)), np.nan)
+    # blocks: the plan's (a spectrum is never split: one chunk along the bands)
+    rows = tuple(b - a for a, b in _edges(plan.score_windows, 0))
+    cols = tuple(b - a for a, b in _edges(plan.score_windows, 1))
+    arr = arr.rechunk((rows, cols, -1))
+    token = uuid.uuid4().hex[:8]
+
+    # ---------------- statistics (a tree reduction over the blocks), computed: the fit needs values
+    proj = None
+    moments = sample = None
+    n_valid = None
+    n_passes = 1 + int(need_stats) + int(ctx.refine)
+    at = 0.0
+    if need_stats:
+        size = int(ctx.sample)
+        blocks = arr.to_delayed()
+        r_off = np.concatenate([[0], np.cumsum(arr.chunks[0])])
+        c_off = np.concatenate([[0], np.cumsum(arr.chunks[1])])
+        parts = [delayed(_chunk_stats, pure=True)(blocks[i, j, 0], int(r_off[i]), int(c_off[j]), W, size,
+                                                  int(ctx.seed), nodata)
+                 for i in range(blocks.shape[0]) for j in range(blocks.shape[1])]
+        moments, sample, n_valid = _compute(_tree_delayed(parts, _stats_merge), client)
+        if sample is None and size:
+            sample = PixelSample.empty(size, ctx.seed, B_in)
+        if red:
+            mean, V = reduce_projection(moments, red[1])
+            proj = (mean, V)
+            moments = moments.project(mean, V)
+            if sample is not None:
+                sample = PixelSample(sample.size, sample.seed, sample.index, (sample.pixels - mean) @ V, sample.keys)
+        if n_valid < det.min_pixels:
+            raise InputError(f"{det.name}: needs at least {det.min_pixels} valid pixels, got {n_valid}")
+        at = 1.0 / n_passes
+        prog.update(at)
+
+    # ---------------- fit
+    data = FitData(shape=(H, W, B), n_valid=int(n_valid or 0))
+    if ctx.global_stats:
+        data.moments = moments
+    if ctx.sample and sample is not None:
+        s = sample.sorted()
+        data.sample, data.sample_index = s.pixels, s.index
+    if ctx.crops:
+        wins = crop_windows((H, W), ctx.crops, ctx.crop_size, ctx.seed)
+        data.crops = list(_compute([delayed(_chunk_read, pure=True)(arr[r0:r1, c0:c1], nodata, proj)
+                                    for r0, r1, c0, c1 in wins], client))
+    det._fit(data, prog.sub(at, at + 0.02))
+    del data
+    if ctx.refine:
+        blocks = arr.to_delayed()
+        parts = [delayed(_chunk_refine, pure=True)(det, blocks[i, j, 0], nodata, proj)
+                 for i in range(blocks.shape[0]) for j in range(blocks.shape[1])]
+        det._refine_finish(_compute(_tree_delayed(parts, _refine_merge, det), client))
+        at += 1.0 / n_passes
+    det.fitted_bands_ = B
+
+    # ---------------- scores (lazy)
+    if plan.blend:
+        out = _blended_lazy(det, arr, plan, nodata, proj, token)
+    else:
+        depth = {0: halo if len(arr.chunks[0]) > 1 else 0, 1: halo if len(arr.chunks[1]) > 1 else 0, 2: 0}
+        if depth[0] or depth[1]:
+            arr = arr.rechunk((_at_least(arr.chunks[0], depth[0]), _at_least(arr.chunks[1], depth[1]), -1))
+        out = da.map_overlap(_chunk_score, arr, depth=depth, boundary="none", trim=True, drop_axis=2,
+                             dtype=np.float32, meta=np.empty((0, 0), dtype=np.float32),
+                             name=f"hadcore-score-{token}", det=det, nodata=nodata, proj=proj)
+    prog.update(1.0)
+    return out
+
+
+def _blended_lazy(det, arr, plan, nodata, proj, token):
+    """Whole-scene detectors: one task per scene tile scores the tile with its overlap, one task per tile
+    blends the tiles that overlap it (the engine's weights and order of sums)."""
+    import dask.array as da
+    from dask import delayed
+
+    H, W = plan.shape[:2]
+    halo = plan.halo
+    rows, cols = _edges(plan.score_windows, 0), _edges(plan.score_windows, 1)
+    tiles = {}
+    for i, (r0, r1) in enumerate(rows):
+        for j, (c0, c1) in enumerate(cols):
+            outer = halo_window((r0, r1, c0, c1), halo, H, W)
+            R0, R1, C0, C1 = outer
+            tiles[i, j] = (outer, delayed(_tile_score, pure=True,
+                                          name=f"hadcore-tile-{token}-{i}-{j}")(arr[R0:R1, C0:C1], det, nodata, proj))
+    grid = []
+    for i, (r0, r1) in enumerate(rows):
+        line = []
+        for j, (c0, c1) in enumerate(cols):
+            core = (r0, r1, c0, c1)
+            pieces = []
+            for (ti, tj), (outer, s) in sorted(tiles.items()):
+                o0, o1, p0, p1 = outer
+                if o0 < r1 and o1 > r0 and p0 < c1 and p1 > c0:
+                    pieces += [outer, s]
+            blended = delayed(_blend_core, pure=True, name=f"hadcore-blend-{token}-{i}-{j}")(core, halo, H, W,
+                                                                                               *pieces)
+            line.append(da.from_delayed(blended, shape=(r1 - r0, c1 - c0), dtype=np.float32,
+                                        meta=np.empty((0, 0), dtype=np.float32)))
+        grid.append(line)
+    return da.block(grid)
