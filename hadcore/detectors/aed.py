@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..base import Context, Detector
+from ..errors import ParameterError
 from ..params import Param
 
 __all__ = ["AED", "area_opening", "area_closing", "recursive_filter"]
@@ -128,7 +129,22 @@ class AED(Detector):
     Defaults: 3 components and area 25 follow the public demonstration code of the authors' group;
     ``sigma_s = 5``, ``sigma_r = 0.5``, 3 filter iterations. 4-connectivity. Invalid pixels belong to no
     component; before the edge-preserving filter they take the median of the valid detection values.
-    Context: whole scene (PCA and connected components are global).
+
+    Scaling: scene tiles. Connected components and the recursive filter couple the whole image, but only
+    over short ranges: a residue marks a structure smaller than ``area`` pixels, and the filter's
+    influence decays exponentially with distance (below 1e-4 of its peak 32 pixels away in a flat region
+    with the default sigmas). So a large scene is processed on square tiles of ``tile`` pixels that
+    overlap their neighbours by ``overlap`` pixels on every side, blended linearly across the overlap by
+    the engine; a structure cut by a tile's edge gets a false residue only where the blending weight of
+    that tile is small. Every tile uses the same components and the same [0, 1] scaling: the PCA basis
+    comes from the whole image's statistics (exact), each component's minimum and maximum from a uniform
+    sample of ``sample_size`` valid pixels projected on it (bottom-k hashed,
+    :class:`hadcore.stats.PixelSample`; approximate: the extremes of a sample lie inside the scene's, so a
+    few pixels may scale slightly outside [0, 1]). A tile of 256 + 2 x 32 pixels at 224 bands needs about
+    0.65 GB (the tile as read and in float64, its pixels gathered and centred, the union-find's per-pixel
+    lists). Exact for a scene of at most ``tile`` pixels a side and at most ``sample_size`` valid pixels
+    (every shared scene, and ``detect`` in memory, which processes the whole scene as one tile);
+    ``tile = 0`` processes the whole scene as one tile whatever its size.
     """
 
     name = "aed"
@@ -147,20 +163,37 @@ class AED(Detector):
               min=0.0, max=1000.0),
         Param("sigma_r", "float", 0.5, "Range sigma of the edge-preserving filter.", min=1e-6, max=100.0),
         Param("n_iter", "int", 3, "Iterations of the recursive filter.", min=1, max=10),
+        Param("tile", "int", 256, "Side of the scene tiles, in pixels (0: the whole scene as one tile).",
+              min=0, max=100000),
+        Param("overlap", "int", 32, "Pixels by which neighbouring tiles overlap on every side (blended).",
+              min=0, max=10000),
+        Param("sample_size", "int", 30000, "Valid pixels sampled for the components' [0, 1] scaling (a scene "
+              "with fewer is used whole).", min=2, max=10_000_000),
     )
 
     def context(self) -> Context:
-        return Context(whole_scene=True)
+        return Context(whole_scene=True, tile=self.tile, halo=self.overlap, global_stats=True,
+                       sample=self.sample_size)
 
-    def _detect(self, cube, mask, progress):
+    def _check_params(self):
+        if self.tile and self.tile < 2 * self.overlap:
+            raise ParameterError(f"aed: parameter 'tile' ({self.tile}) must be at least twice the overlap "
+                                 f"({self.overlap}), or 0")
+
+    def _fit(self, data, progress):
+        mom = data.moments
+        k = min(self.n_components, data.shape[2], data.n_valid - 1)
+        _, V = np.linalg.eigh(mom.scatter)
+        self.mean_ = mom.mean
+        self.components_ = V[:, ::-1][:, :k]
+        P = (data.sample - self.mean_) @ self.components_
+        self.lo_, self.hi_ = P.min(axis=0), P.max(axis=0)
+
+    def _score(self, cube, mask, progress):
         H, W, B = cube.shape
-        X = cube[mask]
-        k = min(self.n_components, B, X.shape[0] - 1)
-        mu = X.mean(axis=0)
-        Xc = X - mu
-        w, V = np.linalg.eigh(Xc.T @ Xc)
-        P = Xc @ V[:, ::-1][:, :k]
-        lo, hi = P.min(axis=0), P.max(axis=0)
+        k = self.components_.shape[1]
+        P = (cube[mask] - self.mean_) @ self.components_
+        lo, hi = self.lo_, self.hi_
         P = (P - lo) / np.where(hi > lo, hi - lo, 1.0)
         comps = np.zeros((H, W, k))
         comps[mask] = P
@@ -175,3 +208,13 @@ class AED(Detector):
             det[~mask] = np.median(det[mask])
             det = recursive_filter(det, comps, self.sigma_s, self.sigma_r, self.n_iter)
         return det
+
+    def working_bytes(self, h, w, bands):
+        # the tile's valid pixels gathered and centred (2 x N x B float64), the scaled components (N x k,
+        # twice), the union-find's per-pixel arrays and Python lists (~300 bytes a pixel), the filter's
+        # image, guide gradients and weights
+        return h * w * (2 * bands * 8 + 4 * self.n_components * 8 + 300 + 64)
+
+    def state_bytes(self, bands):
+        # mean, components, the eigen-decomposition of the scatter; the sample the run keeps
+        return 3 * bands * bands * 8 + 2 * self.sample_size * bands * 8

@@ -9,6 +9,11 @@ from ..params import Param
 
 __all__ = ["KIFD"]
 
+#: pixels a candidate region may reach beyond a block and still be refined as on the whole scene
+_REGION_REACH = 11
+#: pixels whose kernel rows (and forest depths) are computed at a time
+_CHUNK = 4096
+
 
 def _iforest_scores(train: np.ndarray, test: np.ndarray, n_trees: int, seed: int) -> np.ndarray:
     """Isolation-forest anomaly score :math:`s = 2^{-E(h)/c(n)}` in (0, 1] of ``test`` (higher = anomalous)."""
@@ -51,8 +56,23 @@ class KIFD(Detector):
       0.941; bench/bench_classic.py). The paper's selection of candidate regions is replaced by
       8-connected components of the thresholded map.
     - Every forest's ``random_state`` derives from ``seed``, so results are deterministic.
+    - Every refinement pass uses the threshold of the first (the top ``candidate_fraction`` of the
+      global scores): a later pass rescores the candidates whose refined score is still above it.
 
-    Global method with a local step: needs the whole scene.
+    Scaling: fitted on a bounded sample, then scored block by block with a halo of ``margin`` + 11
+    pixels (16 by default). Kernel PCA (``n_fit`` pixels), the global forest and the candidate threshold
+    are learnt on a uniform sample of ``sample_size`` valid pixels (bottom-k hashed with ``seed``,
+    :class:`hadcore.stats.PixelSample`): the forest draws 256-pixel sub-samples anyway, and the
+    threshold is the sample's top ``candidate_fraction`` quantile. The scale (largest absolute value) is
+    the exact one of the whole image. Each block then gets its kernel features and global scores
+    (exact given the fit; computed 4096 pixels at a time, so memory grows with the block only through
+    the (h, w, ``n_components``) feature map) and its own local refinement: candidate regions are found
+    in the block with its halo, so a region reaching at most 11 pixels beyond the block, plus its
+    ``margin``, is refined as on the whole scene; larger regions are cut at the halo. The local
+    forests' seeds are drawn per block, in the order of the block's regions. What is approximated: the
+    threshold (a sample quantile), the forests' training set (the sample), regions cut by a block, and
+    the local seeds. A scene with at most ``sample_size`` valid pixels scored as one block (``detect``
+    in memory, every shared scene) gives exactly the whole-scene method.
     """
 
     name = "kifd"
@@ -76,51 +96,78 @@ class KIFD(Detector):
         Param("margin", "int", 5, "Pixels around each candidate region's bounding box.", min=1, max=100),
         Param("n_refine", "int", 1, "Local refinement passes.", min=0, max=10),
         Param("seed", "int", 0, "Random seed.", min=0),
+        Param("sample_size", "int", 30000, "Valid pixels sampled to fit kernel PCA, the global forest and the "
+              "candidate threshold (a scene with fewer is used whole).", min=10, max=10_000_000),
     )
 
     def context(self) -> Context:
-        return Context(whole_scene=True)
+        return Context(halo=self.margin + _REGION_REACH, global_stats=True, sample=self.sample_size,
+                       seed=self.seed)
 
-    def _features(self, pixels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def _features(self, P: np.ndarray) -> np.ndarray:
+        """Kernel-PCA features of scaled pixels (N, B), ``_CHUNK`` pixels at a time."""
+        out = np.empty((P.shape[0], self.kpca_.eigenvectors_.shape[1]))
+        for s in range(0, P.shape[0], _CHUNK):
+            out[s:s + _CHUNK] = self.kpca_.transform(P[s:s + _CHUNK])
+        return out
+
+    def _global_scores(self, feats: np.ndarray) -> np.ndarray:
+        """Global isolation-forest scores in (0, 1] of features (N, k), ``_CHUNK`` pixels at a time."""
+        out = np.empty(feats.shape[0])
+        for s in range(0, feats.shape[0], _CHUNK):
+            out[s:s + _CHUNK] = -self.forest_.score_samples(feats[s:s + _CHUNK])
+        return out
+
+    def _fit(self, data, progress):
         from sklearn.decomposition import KernelPCA
+        from sklearn.ensemble import IsolationForest
 
-        n = pixels.shape[0]
-        scale = np.abs(pixels).max()
-        P = pixels / (scale if scale > 0 else 1.0)
-        fit = P[np.sort(rng.choice(n, size=min(self.n_fit, n), replace=False))]
+        rng = np.random.default_rng(self.seed)
+        seeds = rng.integers(0, 2**31 - 1, size=2 + self.n_refine)
+        lo, hi = data.value_range()
+        self.scale_ = max(abs(lo), abs(hi)) or 1.0
+        P = data.sample / self.scale_
+        n = P.shape[0]
+        pick = np.random.default_rng(seeds[0]).choice(n, size=min(self.n_fit, n), replace=False)
+        fit = P[np.sort(pick)]
         sq = np.einsum("ij,ij->i", fit, fit)
         d2 = np.maximum(sq[:, None] + sq[None, :] - 2.0 * fit @ fit.T, 0.0)
         med = np.median(d2[np.triu_indices(fit.shape[0], 1)]) if fit.shape[0] > 1 else 0.0
+        del d2
         gamma = 1.0 / (self.width * med) if med > 0 else 1.0
         k = min(self.n_components, fit.shape[0] - 1) if fit.shape[0] > 1 else 1
-        kpca = KernelPCA(n_components=max(k, 1), kernel="rbf", gamma=gamma, eigen_solver="dense")
-        kpca.fit(fit)
-        return kpca.transform(P)
+        self.kpca_ = KernelPCA(n_components=max(k, 1), kernel="rbf", gamma=gamma, eigen_solver="dense").fit(fit)
+        progress.update(0.3)
+        feats = self._features(P)
+        self.forest_ = IsolationForest(n_estimators=self.n_trees, max_samples=min(256, n),
+                                       random_state=int(seeds[1])).fit(feats)
+        progress.update(0.7)
+        # the candidate threshold: the sample's top candidate_fraction (the scene's, when it is whole)
+        self.threshold_ = np.inf
+        if np.floor(self.candidate_fraction * data.n_valid) >= 1:
+            n_cand = max(1, int(np.floor(self.candidate_fraction * n)))
+            self.threshold_ = float(np.sort(self._global_scores(feats))[-n_cand])
+        self.local_seeds_ = seeds[2:]
 
-    def _detect(self, cube, mask, progress):
+    def _score(self, block, mask, progress):
         from scipy import ndimage
 
-        H, W, B = cube.shape
-        rng = np.random.default_rng(self.seed)
-        seeds = rng.integers(0, 2**31 - 1, size=2 + self.n_refine)
-        feats = self._features(cube[mask], np.random.default_rng(seeds[0]))
-        progress.update(0.2)
+        H, W, _ = block.shape
+        feats = self._features(block[mask] / self.scale_)
+        score = np.zeros((H, W))
+        score[mask] = self._global_scores(feats)
+        progress.update(0.5)
+        if not np.isfinite(self.threshold_) or self.n_refine == 0:
+            return score
         F = np.zeros((H, W, feats.shape[1]))
         F[mask] = feats
-        score = np.zeros((H, W))
-        score[mask] = _iforest_scores(feats, feats, self.n_trees, int(seeds[1]))
-        progress.update(0.5)
-        n_valid = int(mask.sum())
-        n_cand = int(np.floor(self.candidate_fraction * n_valid))
-        if n_cand < 1:
-            return score
+        del feats
         for it in range(self.n_refine):
             sub = progress.sub(0.5 + 0.5 * it / self.n_refine, 0.5 + 0.5 * (it + 1) / self.n_refine)
-            thr = np.sort(score[mask])[-n_cand]
-            cand = mask & (score >= thr)
+            cand = mask & (score >= self.threshold_)
             labels, n_regions = ndimage.label(cand, structure=np.ones((3, 3), dtype=int))
             new = score.copy()
-            rs = np.random.default_rng(seeds[2 + it])
+            rs = np.random.default_rng(self.local_seeds_[it])
             for r, sl in enumerate(ndimage.find_objects(labels)):
                 r0 = max(sl[0].start - self.margin, 0)
                 r1 = min(sl[0].stop + self.margin, H)
@@ -133,8 +180,22 @@ class KIFD(Detector):
                     continue
                 local = _iforest_scores(train, F[r0:r1, c0:c1][members], self.local_trees,
                                         int(rs.integers(0, 2**31 - 1)))
-                block = new[r0:r1, c0:c1]
-                block[members] = local
+                new[r0:r1, c0:c1][members] = local
                 sub.update((r + 1) / max(n_regions, 1))
             score = new
         return score
+
+    def working_bytes(self, h, w, bands):
+        n = h * w
+        k = self.n_components
+        # gathered and scaled pixels (2 N x B), the feature map (N x k, twice while it is scattered), scores,
+        # labels and masks; per chunk the kernel rows with sklearn's temporaries and the forest's depths
+        per_chunk = min(n, _CHUNK) * 8 * (3 * self.n_fit + 2 * self.n_trees)
+        return n * 8 * (2 * bands + 2 * k + 6) + per_chunk
+
+    def state_bytes(self, bands):
+        # kernel PCA (fitted pixels, kernel centring rows, eigenvectors), forests (<= 511 nodes per tree,
+        # ~100 bytes a node), and the sample the run keeps (two float64 copies)
+        kpca = 8 * self.n_fit * (bands + self.n_components + 2)
+        forests = 100 * 511 * (self.n_trees + self.local_trees)
+        return kpca + forests + 2 * self.sample_size * bands * 8

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..base import Context, Detector
-from ..errors import InputError
+from ..errors import InputError, ParameterError
 from ..linalg import inv_psd, mahalanobis_sq, mean_cov
 from ..params import Param
 
@@ -122,7 +122,7 @@ class LRASR(Detector):
 
     Choices where the paper is silent or loose:
 
-    - Scaling: :math:`X` is divided by the largest absolute value over valid pixels, so ``beta`` and
+    - Units: :math:`X` is divided by the largest absolute value over valid pixels, so ``beta`` and
       ``lam`` mean the same on raw DN and on [0, 1] cubes.
     - Dictionary: K = 15 clusters, P = 20 atoms per cluster (the paper's values); atoms are each
       cluster's P lowest in-cluster RX scores; clusters smaller than P are skipped (the paper) and, a
@@ -140,7 +140,19 @@ class LRASR(Detector):
       with 0.1 the l2,1 term is so cheap that E takes whole pixels and scores follow brightness (AUC 0.34
       on abu-airport-1, measured with the paper's dictionary rule).
 
-    Global (whole-scene) method: no window, no border effects. Randomness: K-means only (``seed``).
+    Randomness: K-means only (``seed``).
+
+    Scaling: fitted on a bounded sample, then scored block by block (no halo). The dictionary (K-means and
+    the per-cluster RX ranking) is learnt on a uniform sample of ``sample_size`` valid pixels (bottom-k
+    hashed with ``seed``, :class:`hadcore.stats.PixelSample`), so its cost does not grow with the scene;
+    the scale (largest absolute value) is the exact one of the whole image, from the statistics pass.
+    Each block's pixels are then represented on that fixed dictionary by their own ALM solve, whose
+    memory is several (M, N) and (B, N) float64 arrays for the block's N pixels (M atoms), which the
+    engine's budget sizes the blocks by. What is approximated: the dictionary sees the sample instead of
+    the scene, and the nuclear norm couples the pixels of one block, not of the whole scene, so a
+    pixel's score depends a little on the block it falls in. A scene with at most ``sample_size`` valid
+    pixels scored as one block (``detect`` in memory, every shared scene) gives exactly the whole-scene
+    method.
     """
 
     name = "lrasr"
@@ -161,25 +173,49 @@ class LRASR(Detector):
               min=0.0, max=0.5),
         Param("max_iter", "int", 300, "Maximum ALM iterations.", min=1, max=10000),
         Param("tol", "float", 1e-6, "Stopping tolerance on the constraint residuals.", min=1e-12, max=1.0),
-        Param("seed", "int", 0, "Random seed (K-means).", min=0),
+        Param("seed", "int", 0, "Random seed (K-means, the pixel sample).", min=0),
+        Param("sample_size", "int", 30000, "Valid pixels sampled to learn the dictionary (a scene with fewer "
+              "is used whole).", min=1, max=10_000_000),
     )
 
     def context(self) -> Context:
-        return Context(whole_scene=True)
+        return Context(global_stats=True, sample=self.sample_size, seed=self.seed)
 
-    def _detect(self, cube, mask, progress):
-        H, W, B = cube.shape
-        pixels = cube[mask]
+    def _check_params(self):
+        if self.sample_size < self.n_clusters:
+            raise ParameterError(
+                f"lrasr: sample_size ({self.sample_size}) must be at least n_clusters ({self.n_clusters})"
+            )
+
+    def _fit(self, data, progress):
+        pixels = data.sample
         if pixels.shape[0] < self.n_clusters:
             raise InputError(
                 f"{self.name}: needs at least n_clusters={self.n_clusters} valid pixels, got {pixels.shape[0]}"
             )
-        scale = np.abs(pixels).max()
-        pixels = pixels / (scale if scale > 0 else 1.0)
-        D = background_dictionary(pixels, self.n_clusters, self.per_cluster, self.seed, self.min_cluster)
-        progress.update(0.05)
-        _, E, _ = lrasr_solve(pixels.T, D, self.beta, self.lam, tol=self.tol, max_iter=self.max_iter,
-                              progress=progress.sub(0.05, 1.0))
-        scores = np.zeros((H, W))
+        lo, hi = data.value_range()
+        self.scale_ = max(abs(lo), abs(hi)) or 1.0
+        self.dictionary_ = background_dictionary(pixels / self.scale_, self.n_clusters, self.per_cluster,
+                                                 self.seed, self.min_cluster)
+
+    def _score(self, block, mask, progress):
+        pixels = block[mask] / self.scale_
+        _, E, _ = lrasr_solve(pixels.T, self.dictionary_, self.beta, self.lam, tol=self.tol,
+                              max_iter=self.max_iter, progress=progress)
+        scores = np.zeros(mask.shape)
         scores[mask] = np.sqrt(np.einsum("ij,ij->j", E, E))
         return scores
+
+    def _atoms(self) -> int:
+        D = getattr(self, "dictionary_", None)
+        return D.shape[1] if D is not None else self.n_clusters * self.per_cluster
+
+    def working_bytes(self, h, w, bands):
+        # the ALM on N pixels: about 14 (M, N) arrays (S, J, L, three multipliers' terms, residuals and
+        # temporaries) and 9 (B, N) arrays (X, E, Y1, DS, residual and temporaries), float64
+        return h * w * 8 * (14 * self._atoms() + 9 * bands)
+
+    def state_bytes(self, bands):
+        # the dictionary, D^T D and its regularised inverse, the SVT's eigenvectors; the sample the run keeps
+        M = self._atoms()
+        return 8 * (bands * M + 4 * M * M) + 2 * self.sample_size * bands * 8

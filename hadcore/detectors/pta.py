@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.fft import dct, idct
 
 from ..base import Context, Detector
 from ..errors import ParameterError
@@ -93,7 +92,19 @@ class PTA(Detector):
 
     Invalid pixels are excluded from the data term (their S absorbs the residual), so the background
     there is filled in by the priors only.
-    Context: whole scene.
+
+    Scaling: scene tiles. The model couples every pixel of the image (the nuclear norm, the smoothness
+    prior), so a large scene is solved on square tiles of ``tile`` pixels that overlap their neighbours by
+    ``overlap`` pixels on every side; the engine blends the scores of overlapping tiles linearly across
+    the overlap. The ADMM holds about 22 arrays of a tile's size in float64 at its peak (Y, X, S, V1-V4,
+    U1-U5, residuals and temporaries): a 128-pixel tile with its 16-pixel overlap at 224 bands is
+    160 x 160 x 224 x 8 bytes x 22 = 1.0 GB, the default chosen to fit in about 1 GB. The
+    [0, 1] min-max scaling is the same for every tile: the whole image's lowest and highest value from
+    the statistics pass (a tile's own range only when those are unknown, after ``--reduce``). Exact
+    for a scene of at most ``tile`` pixels a side (every shared scene, and ``detect`` in memory, which
+    solves the whole scene as one tile); on larger scenes each tile has its own background subspace and
+    smoothness boundary, an approximation of the whole-scene model. ``tile = 0`` solves the whole scene
+    as one tile whatever its size (memory grows with it).
     """
 
     name = "pta"
@@ -117,19 +128,38 @@ class PTA(Detector):
               min=0.0, max=1.0),
         Param("rescale_duals", "bool", True, "Rescale the scaled dual variables when the penalty grows "
               "(textbook ADMM); off: keep them, as the public code does."),
+        Param("tile", "int", 128, "Side of the scene tiles the model is solved on, in pixels (0: the whole "
+              "scene as one tile).", min=0, max=100000),
+        Param("overlap", "int", 16, "Pixels by which neighbouring tiles overlap on every side (blended).",
+              min=0, max=10000),
     )
 
     def context(self) -> Context:
-        return Context(whole_scene=True)
+        return Context(whole_scene=True, tile=self.tile, halo=self.overlap, global_stats=True)
 
-    def _detect(self, cube, mask, progress):
-        H, W, B = cube.shape
+    def _check_params(self):
+        if self.tile and self.tile < 2 * self.overlap:
+            raise ParameterError(f"pta: parameter 'tile' ({self.tile}) must be at least twice the overlap "
+                                 f"({self.overlap}), or 0")
+
+    def _fit(self, data, progress):
+        B = data.shape[2]
         if self.truncate_rank >= B:
             raise ParameterError(
                 f"pta: parameter 'truncate_rank' must be below the band count {B}, got {self.truncate_rank}"
             )
-        vals = cube[mask]
-        lo, hi = float(vals.min()), float(vals.max())
+        lo, hi = data.value_range()
+        self.range_ = (lo, hi) if np.isfinite(lo) and np.isfinite(hi) else None
+
+    def _score(self, cube, mask, progress):
+        from scipy.fft import dct, idct  # lazily: `hadcore list` imports this module
+
+        H, W, B = cube.shape
+        if self.range_ is not None:
+            lo, hi = self.range_
+        else:  # no global range (after --reduce): the tile's own
+            vals = cube[mask]
+            lo, hi = float(vals.min()), float(vals.max())
         Y = (cube - lo) / (hi - lo if hi > lo else 1.0)
         Y[~mask] = 0.0
         inv = ~mask
@@ -168,6 +198,7 @@ class PTA(Detector):
             shrink = np.clip(1.0 - (beta / mu) / np.where(norms > 0, norms, 1.0), 0.0, None)
             S = R * shrink[:, :, None]
             S[inv] = R[inv]
+            del R
             # dual ascent
             r1 = Y - X - S
             r2, r3, r4, r5 = X - V1, X - V2, X - V3, V3 - V4
@@ -177,6 +208,7 @@ class PTA(Detector):
             U4 += r4
             U5 += r5
             res = sum(float(np.linalg.norm(t)) for t in (r1, r2, r3, r4, r5)) / ny
+            del r1, r2, r3, r4, r5  # not held through the next iteration: ~17 tile arrays at the peak
             progress.update((it + 1) / self.max_iter)
             if res < self.tol and it > 0:
                 break
@@ -187,3 +219,11 @@ class PTA(Detector):
                     U *= scale
             mu = new_mu
         return np.sqrt(np.einsum("ijk,ijk->ij", S, S))
+
+    def working_bytes(self, h, w, bands):
+        # about 22 float64 arrays of the tile at the peak (measured): Y, X, S, V1-V4, U1-U5, the new iterate
+        # of one of them, the residuals, the DCTs' and the products' temporaries
+        return 22 * h * w * bands * 8 + 4 * bands * bands * 8
+
+    def state_bytes(self, bands):
+        return 2 * bands * bands * 8
