@@ -112,7 +112,7 @@ def info_cmd(name, as_json):
 @click.option("--normalize", is_flag=True, help="Scale scores to 0-1 in the GeoTIFF.")
 @click.option("--gt", "gt_path", default=None, type=click.Path(dir_okay=False),
               help="Ground truth raster: print the metrics (default: the input's own, if any).")
-@click.option("--mem-limit", type=click.FloatRange(min=16), default=None, metavar="MB",
+@click.option("--mem-limit", type=click.FloatRange(min=1), default=None, metavar="MB",
               help="Memory budget in MB for the blocks and the detector's work (default: a quarter of the "
                    "RAM, at most 2048).")
 @click.option("--reduce", "reduce_spec", default=None, metavar="pca:K",

@@ -94,6 +94,8 @@ class Source:
 class ArraySource(Source):
     """A (H, W, B) array in memory (numpy, a memmap, or anything sliceable such as a dask array)."""
 
+    read_bytes = 0  # a numpy slice is a view
+
     def __init__(self, array, mask=None, nodata: Optional[float] = None, name: str = "array"):
         if getattr(array, "ndim", None) != 3:
             raise InputError(f"expected a cube of shape (H, W, B), got an array of shape {getattr(array, 'shape', '?')}")
@@ -125,6 +127,7 @@ class ProjectedSource(Source):
         self.shape = base.shape[:2] + (self.V.shape[1],)
         self.nodata = None
         self.block_shape = base.block_shape
+        self.read_bytes = getattr(base, "read_bytes", 4)
         self.name = base.name
 
     def read(self, r0, r1, c0, c1):  # pragma: no cover - block() is used
@@ -134,7 +137,9 @@ class ProjectedSource(Source):
     def block(self, r0, r1, c0, c1):
         X, valid = self.base.block(r0, r1, c0, c1)
         h, w, B = X.shape
-        P = (X.reshape(h * w, B) - self.mean) @ self.V
+        P = X.reshape(h * w, B) @ self.V  # (x - mean) V without a centred copy of the block
+        del X
+        P -= self.mean @ self.V
         P = P.reshape(h, w, -1)
         P[~valid] = 0.0
         return np.ascontiguousarray(P), valid
@@ -210,23 +215,51 @@ def _split(n: int, size: int, align: int = 1) -> List[Tuple[int, int]]:
     return [(a, b) for a, b in zip(edges[:-1], edges[1:]) if b > a]
 
 
-def block_cost(det: Detector, h: int, w: int, bands: int, in_bands: int) -> int:
-    """Bytes held while scoring one h x w window: the raw read (float32 of the source bands), its float64
-    copy, the projected block and the product it comes from (``--reduce``), and the detector's working
-    memory."""
-    per_px = in_bands * 12 + (bands * 16 if bands != in_bands else 0)
+def block_cost(det: Detector, h: int, w: int, bands: int, in_bands: int, read_bytes: int = 4) -> int:
+    """Bytes held while scoring one h x w window: the raw read (``read_bytes`` per band and pixel: a file
+    reader's float32 buffers; 0 for an array in memory, which is sliced), its float64 copy, the projected
+    block (``--reduce``), and the detector's working memory."""
+    per_px = in_bands * (read_bytes + 8) + (bands * 8 if bands != in_bands else 0)
     return h * w * per_px + det.working_bytes(h, w, bands)
+
+
+_block_cost = block_cost
+
+
+def _tile_aligned(H: int, W: int, tr: int, tc: int, fits) -> Optional[Tuple[int, int]]:
+    """The largest block (rows, cols) made of whole storage tiles (``tr`` x ``tc``) with ``fits(rows, cols)``,
+    widest first, so that no tile is decoded twice in a pass; None when not even one tile fits."""
+    for kc in range(-(-W // tc), 0, -1):
+        bw = min(W, kc * tc)
+        if not fits(min(tr, H), bw):
+            continue
+        kr = 1
+        while kr * tr < H and fits(min((kr + 1) * tr, H), bw) and min((kr + 1) * tr, H) * bw <= MAX_BLOCK_PIXELS:
+            kr += 1
+        return min(kr * tr, H), bw
+    return None
+
+
+def _grid(H: int, W: int, bh: int, bw: int) -> List[Window]:
+    return [(r0, min(r0 + bh, H), c0, min(c0 + bw, W)) for r0 in range(0, H, bh) for c0 in range(0, W, bw)]
 
 
 def plan_blocks(det: Detector, shape: Tuple[int, int, int], budget_bytes: int, *, in_bands: Optional[int] = None,
                 block_shape: Optional[Tuple[int, int]] = None, needs_stats: bool = False,
-                whole: bool = False) -> Plan:
+                whole: bool = False, read_bytes: int = 4) -> Plan:
     """The windows of the statistics and score passes under ``budget_bytes``.
 
+    A tiled file (``block_shape`` narrower than the image) is read in windows of whole storage tiles, so
+    each tile is decoded once per pass; a striped one in full-width strips aligned on its strips.
     Raises :class:`InputError` naming the smallest budget that works when not even the smallest block fits.
     """
     H, W, B = shape
     in_bands = in_bands or B
+    rb = int(read_bytes)
+
+    def block_cost(det_, h, w, bands, inb):  # noqa: F811 - this plan's read buffers
+        return _block_cost(det_, h, w, bands, inb, rb)
+
     ctx = det.context()
     halo = int(ctx.halo)
     fixed = det.state_bytes(B) + (2 * B * B * 8 if needs_stats else 0)
@@ -248,6 +281,18 @@ def plan_blocks(det: Detector, shape: Tuple[int, int, int], budget_bytes: int, *
             )
         score = [(r0, r1, c0, c1) for r0, r1 in _split(H, th) for c0, c1 in _split(W, tw)]
         notes.append(f"scene tiles of {th} x {tw} pixels, overlap {halo}")
+    tiled = block_shape is not None and block_shape[1] < W and block_shape[0] > 1
+    aligned = None
+    if not whole and not ctx.whole_scene and tiled:
+        aligned = _tile_aligned(H, W, align_r, align_c, lambda h, w: block_cost(
+            det, min(h + 2 * halo, H), min(w + 2 * halo, W), B, in_bands) <= avail)
+    if aligned is not None:
+        bh, bw = aligned
+        score = _grid(H, W, bh, bw)
+        cost = block_cost(det, min(bh + 2 * halo, H), min(bw + 2 * halo, W), B, in_bands)
+        notes.append(f"windows of {bh} x {bw} pixels, whole storage tiles")
+    elif whole or ctx.whole_scene:
+        pass
     else:
         # full-width strips when the smallest useful strip fits, else square tiles
         min_core = max(8, min(64, H))
@@ -286,12 +331,15 @@ def plan_blocks(det: Detector, shape: Tuple[int, int, int], budget_bytes: int, *
     stat: List[Window] = []
     if needs_stats:
         # statistics blocks: no halo, float64 copy + one centred copy
-        per_px = in_bands * 12  # the raw read and its float64 copy (statistics are of the raw bands)
+        per_px = in_bands * (rb + 8)  # the raw read and its float64 copy (statistics are of the raw bands)
         # Moments.of's float64 chunk, its centred copy and the gathered rows (up to 3 x 16 MB), and never
         # fewer than 8 full rows (a tiny budget must not mean 1-pixel blocks)
         avail = max(avail - min(3 * 16 * MB, max(avail, 0) // 2), per_px * min(W, 4096) * 8)
         rows = int(max(1, min(H, avail // max(per_px * W, 1), max(1, MAX_BLOCK_PIXELS // W))))
-        if rows * W * per_px > avail:  # very wide scene: square stat blocks
+        st = _tile_aligned(H, W, align_r, align_c, lambda h, w: h * w * per_px <= avail) if tiled else None
+        if st is not None:
+            stat = _grid(H, W, *st)
+        elif rows * W * per_px > avail:  # very wide scene: square stat blocks
             s = int(max(1, math.isqrt(max(avail // per_px, 1))))
             stat = [(r0, r1, c0, c1) for r0, r1 in _split(H, s) for c0, c1 in _split(W, s)]
         else:
@@ -438,7 +486,7 @@ def run(det: Detector, source: Source, sink: Optional[Sink] = None, *, mem_limit
     budget = int((mem_limit_mb if mem_limit_mb is not None else default_mem_limit_mb()) * MB)
     need_stats = bool(ctx.global_stats or ctx.sample or red)
     plan = plan_blocks(det, (H, W, B), budget, in_bands=B_in, block_shape=source.block_shape,
-                       needs_stats=need_stats, whole=whole)
+                       needs_stats=need_stats, whole=whole, read_bytes=getattr(source, "read_bytes", 4))
     sink = sink if sink is not None else ArraySink(H, W)
     info = RunInfo(plan=plan, bands_in=B_in, bands_used=B, reduce=red)
 

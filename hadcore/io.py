@@ -577,6 +577,9 @@ class RasterSource:
     :class:`FileError` naming the file and the band.
     """
 
+    #: bytes per band and pixel of a read: rasterio's (B, h, w) float32 array and the (h, w, B) copy
+    read_bytes = 8
+
     def __init__(self, path, indexes: Sequence[int], nodata: Optional[float], shape, block_shape=None):
         self.path = str(path)
         self.indexes = [int(i) for i in indexes]

@@ -59,7 +59,7 @@ def test_every_layout_streams_to_the_in_memory_scores(tmp_path, scene, interleav
     cube, _ = scene
     path = write_layout(tmp_path / "s.tif", cube, interleave=interleave, tiled=tiled, bigtiff=bigtiff, nodata=-9999.0)
     out = tmp_path / "rx.tif"
-    res = CliRunner().invoke(main, ["detect", "rx", str(path), "-o", str(out), "--mem-limit", "20", "-q"])
+    res = CliRunner().invoke(main, ["detect", "rx", str(path), "-o", str(out), "--mem-limit", "8", "-q"])
     assert res.exit_code == 0, res.output
     s, georef, tags = read_scores(out)
     mask = ~(cube == -9999.0).all(axis=2)
@@ -70,7 +70,7 @@ def test_every_layout_streams_to_the_in_memory_scores(tmp_path, scene, interleav
     assert tags["detector"] == "rx" and tags["bands"] == str(cube.shape[2])
     # the scene did need several blocks under that budget
     sc = open_scene(path)
-    _, info = run(hadcore.get_detector("rx"), sc.source, mem_limit_mb=20)
+    _, info = run(hadcore.get_detector("rx"), sc.source, mem_limit_mb=8)
     assert info.plan.n_blocks > 1 and len(info.plan.stat_windows) > 1
 
 
@@ -124,7 +124,7 @@ def test_progress_is_reported_per_block_and_cancel_stops_the_run(scene):
     cube, _ = scene
     seen = []
     det = hadcore.get_detector("lrx", inner=3, outer=9)
-    sink, info = run(det, hadcore.engine.ArraySource(cube), mem_limit_mb=24,
+    sink, info = run(det, hadcore.engine.ArraySource(cube), mem_limit_mb=12,
                      progress=lambda f, m=None: seen.append(f))
     assert info.plan.n_blocks > 1
     assert seen == sorted(seen) and seen[-1] == 1.0 and len(seen) >= info.plan.n_blocks
@@ -135,5 +135,5 @@ def test_progress_is_reported_per_block_and_cancel_stops_the_run(scene):
         return len(calls) > 3
 
     with pytest.raises(Cancelled):
-        run(det, hadcore.engine.ArraySource(cube), mem_limit_mb=24,
+        run(det, hadcore.engine.ArraySource(cube), mem_limit_mb=12,
             progress=hadcore.Progress(None, cancel_after_first_block))
