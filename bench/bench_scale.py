@@ -37,8 +37,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = Path("/work/shared/data")
-BENCH = Path("/work/bench_data")
+DATA = Path(os.environ.get("HADCORE_DATA", ROOT.parent / "shared" / "data"))
+BENCH = Path(os.environ.get("HADCORE_BENCH_DATA", ROOT.parent / "bench_data"))  # big files: outside the repo
 HADCORE = str(Path(sys.executable).with_name("hadcore"))
 MB = 2**20
 FAST = ["rx", "stad", "lsmad", "glrt2s", "aed", "lrx@pca:30", "crd@pca:30"]
