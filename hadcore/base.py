@@ -355,9 +355,13 @@ def prepare_cube(cube, mask=None, *, min_bands: int = 2, min_pixels: int = 3, wh
     return prepare_block(X, valid), valid
 
 
-def prepare_block(X: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """float64 C-contiguous copy of a block with 0 at invalid pixels (never the caller's array)."""
-    out = np.array(X, dtype=np.float64, order="C", copy=True)
+def prepare_block(X: np.ndarray, valid: np.ndarray, out: Optional[np.ndarray] = None) -> np.ndarray:
+    """float64 C-contiguous copy of a block with 0 at invalid pixels (never the caller's array); into
+    ``out`` (float64, C-contiguous, X's shape) when given."""
+    if out is None:
+        out = np.array(X, dtype=np.float64, order="C", copy=True)
+    else:
+        out[...] = X
     if not valid.all():
         out[~valid] = 0.0
     return out

@@ -577,8 +577,8 @@ class RasterSource:
     :class:`FileError` naming the file and the band.
     """
 
-    #: bytes per band and pixel of a read: rasterio's (B, h, w) float32 array and the (h, w, B) copy
-    read_bytes = 8
+    #: bytes per band and pixel of a read: rasterio's (B, h, w) float32 array (handed on as a view)
+    read_bytes = 4
 
     def __init__(self, path, indexes: Sequence[int], nodata: Optional[float], shape, block_shape=None):
         self.path = str(path)
@@ -641,10 +641,8 @@ class RasterSource:
             what = f"band {band}" if band else "its data"
             msg = _gdal_error_text(exc) or type(exc).__name__
             raise FileError(f"{self.path}: cannot read {what} at {where} (corrupt or truncated file: {msg})") from None
-        out = np.empty((r1 - r0, c1 - c0, len(self.indexes)), dtype=np.float32)
-        for k in range(len(self.indexes)):
-            out[:, :, k] = data[k]
-        return out
+        # a (h, w, B) view: the engine's float64 copy (prepare_block) makes it contiguous in the same pass
+        return np.moveaxis(data, 0, -1)
 
     def _failing_band(self, win):
         for b in self.indexes:
@@ -659,10 +657,10 @@ class RasterSource:
     def user_mask(self, r0, r1, c0, c1):
         return None
 
-    def block(self, r0, r1, c0, c1):
+    def block(self, r0, r1, c0, c1, scratch=False):
         from .engine import Source
 
-        return Source.block(self, r0, r1, c0, c1)
+        return Source.block(self, r0, r1, c0, c1, scratch=scratch)
 
 
 @dataclass

@@ -12,16 +12,26 @@ import hadcore
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 START, END = "<!-- detectors:start -->", "<!-- detectors:end -->"
+#: Context.scaling in words (docs/streaming.md)
+SCALING = {
+    "local": "halo",
+    "stats": "statistics pass",
+    "sample": "fit on a sample",
+    "tiles": "scene tiles, blended",
+}
 
 
 def table() -> str:
-    rows = ["| name | family | what it does | parameters | reference |", "| --- | --- | --- | --- | --- |"]
+    rows = ["| name | family | what it does | scales by | parameters | reference |",
+            "| --- | --- | --- | --- | --- | --- |"]
     for name in hadcore.list_detectors():
         cls = hadcore.get_detector_class(name)
         params = ", ".join(f"`{p.name}`" for p in cls.params) or "-"
         ref = cls.reference.replace("|", "/")
         family = cls.family + (" (trains)" if cls.trains else "")
-        rows.append(f"| `{name}` | {family} | {cls.summary} | {params} | {ref} |")
+        ctx = cls._default_context()
+        scales = SCALING[ctx.scaling] + (" (exact)" if ctx.exact else "")
+        rows.append(f"| `{name}` | {family} | {cls.summary} | {scales} | {params} | {ref} |")
     return "\n".join(rows)
 
 

@@ -233,10 +233,10 @@ class GdalSource:
             valid &= band.GetMaskBand().ReadAsArray(c0, r0, c1 - c0, r1 - r0) > 0
         return valid
 
-    def block(self, r0, r1, c0, c1):
+    def block(self, r0, r1, c0, c1, scratch=False):
         from hadcore.engine import Source
 
-        return Source.block(self, r0, r1, c0, c1)
+        return Source.block(self, r0, r1, c0, c1, scratch=scratch)
 
 
 class FloatRasterSink:
