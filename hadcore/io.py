@@ -703,7 +703,8 @@ def open_scene(path, bands: Optional[str] = None, wavelength_range: Optional[Seq
     from rasterio.errors import RasterioIOError
 
     try:
-        with _gdal_env():
+        with _gdal_env(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
             src = rasterio.open(p)
     except RasterioIOError as exc:
         raise FileError(f"cannot read {p} as a raster: {str(exc).splitlines()[0]}") from None
