@@ -39,8 +39,9 @@ def small_budget_mb(det, shape, side=64):
     halo = det.context().halo
     fixed = det.state_bytes(B) + 2 * B * B * 8
     while True:
-        mb = (fixed + engine.block_cost(det, side + 2 * halo, side + 2 * halo, B, B)) / engine.MB + 0.01
-        if side <= 8 or engine.plan_blocks(det, shape, int(mb * engine.MB), needs_stats=True).n_blocks > 1:
+        mb = (fixed + engine.block_cost(det, side + 2 * halo, side + 2 * halo, B, B, read_bytes=0)) / engine.MB + 0.01
+        if side <= 8 or engine.plan_blocks(det, shape, int(mb * engine.MB), needs_stats=True,
+                                           read_bytes=0).n_blocks > 1:
             return mb
         side //= 2
 
