@@ -10,9 +10,21 @@ from __future__ import annotations
 
 __all__ = ["build"]
 
+_NAMES = ("SSFMAutoencoder", "PatchEncoder", "Decoder", "APN")
+_CACHE = {}
+
+
+def __getattr__(name):
+    # the classes are module attributes once built, so fitted detectors pickle (by reference) and unpickle
+    if name in _NAMES:
+        return getattr(build(), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 def build():
     """Return a namespace of the network classes (defined on first use, torch imported here)."""
+    if "ns" in _CACHE:
+        return _CACHE["ns"]
     import torch
     from torch import nn
 
@@ -78,6 +90,34 @@ def build():
         def forward(self, x):
             return self.fc(self.pool(self.body(x)))
 
+        def norm_stats(self, x):
+            """(mean, variance) at the input of every normalisation layer for the batch ``x``, pooled over
+            its samples (each sample normalised by its own statistics, as in training)."""
+            stats = []
+            h = x
+            for layer in self.body:
+                if isinstance(layer, nn.GroupNorm):
+                    m = h.mean(dim=(1, 2, 3))
+                    v = h.var(dim=(1, 2, 3), unbiased=False)
+                    M = m.mean()
+                    stats.append((M, (v + m * m).mean() - M * M))
+                h = layer(h)
+            return stats
+
+        def forward_frozen(self, x, stats):
+            """:meth:`forward` with the normalisation statistics fixed to ``stats`` (:meth:`norm_stats`):
+            a per-pixel map, so the image can be cut into blocks."""
+            h, i = x, 0
+            for layer in self.body:
+                if isinstance(layer, nn.GroupNorm):
+                    M, V = stats[i]
+                    i += 1
+                    h = (h - M) / torch.sqrt(V + layer.eps) * layer.weight[None, :, None, None] \
+                        + layer.bias[None, :, None, None]
+                else:
+                    h = layer(h)
+            return self.fc(self.pool(h))
+
     class Decoder(nn.Module):
         """Shared per-pixel decoder: code (q) -> reconstructed fused-image vector (two FC layers)."""
 
@@ -108,8 +148,10 @@ def build():
 
     ns = NS()
     ns.torch = torch
-    ns.SSFMAutoencoder = SSFMAutoencoder
-    ns.PatchEncoder = PatchEncoder
-    ns.Decoder = Decoder
-    ns.APN = APN
+    for cls in (SSFMAutoencoder, PatchEncoder, Decoder, APN):
+        cls.__qualname__ = cls.__name__
+        cls.__module__ = __name__
+        globals()[cls.__name__] = cls
+        setattr(ns, cls.__name__, cls)
+    _CACHE["ns"] = ns
     return ns

@@ -313,3 +313,129 @@ def test_resume_from_a_bad_or_foreign_checkpoint(tmp_path):
     assert ckpt.exists()
     with pytest.raises(FileError, match="other data or parameters"):
         det.train(_crops(), str(out), resume=True)
+
+
+# ------------------------------------------------------------------ fit / refine / score (streaming engine)
+def test_context_asks_for_statistics_a_refine_pass_and_a_halo():
+    ctx = hadcore.get_detector("stad").context()
+    assert not ctx.whole_scene and ctx.global_stats and ctx.refine and ctx.halo == S.STAD.HALO == 16
+    assert ctx.scaling == "stats" and not ctx.exact  # the STF median is estimated from a sample
+    for mode in ("saliency", "recon"):  # no STF: no refine pass, exact under tiling
+        ctx = hadcore.get_detector("stad", mode=mode).context()
+        assert not ctx.refine and ctx.exact
+
+
+def test_input_transform_from_moments_equals_prepare_input(airport):
+    from hadcore.stats import Moments
+
+    X, valid = hadcore.base.prepare_cube(airport[0])
+    valid[:3] = False
+    X[:3] = 0.0
+    T = S.InputTransform(Moments.of(X[valid]), 32)
+    Y = T(X, valid)
+    ref = S.prepare_input(X, valid, 32)
+    assert Y.dtype == np.float32 and Y.shape == ref.shape
+    np.testing.assert_allclose(Y, ref, rtol=0, atol=2e-5)
+    # RX of the STF from the moments = RX with the mean and covariance of the prepared input
+    from hadcore.linalg import mahalanobis_sq
+
+    mu, cov = S.mean_cov(ref[valid].astype(np.float64))
+    want = mahalanobis_sq(ref[valid].astype(np.float64), mu, S.inv_psd(cov))
+    np.testing.assert_allclose(T.rx(Y, valid)[valid], want, rtol=1e-4)
+    # a constant band stays 0 instead of amplified rounding noise
+    Xc = X.copy()
+    Xc[..., :20] = 7.25
+    Xc[~valid] = 0.0
+    Yc = S.InputTransform(Moments.of(Xc[valid]), 32)(Xc, valid)
+    assert np.all(Yc[..., 0] == 0) and np.isfinite(Yc).all()
+
+
+def _rx_map(airport):
+    from hadcore.stats import Moments
+
+    X, valid = hadcore.base.prepare_cube(airport[0])
+    T = S.InputTransform(Moments.of(X[valid]), 32)
+    return X, valid, T.rx(T(X, valid), valid)
+
+
+def test_stf_sample_median_is_exact_for_a_small_scene_and_close_for_a_sample(airport):
+    X, valid, rx = _rx_map(airport)
+    v = rx[valid]
+    scaled = np.where(valid, 255.0 * (rx - v.min()) / (v.max() - v.min()), 0.0)
+    exact = float(np.median(S.bilateral_filter(scaled, valid)[valid]))
+    keys = S.content_keys(X.reshape(-1, X.shape[2]))[valid.ravel()]
+    whole = S.STFSample.of_block(rx, valid, keys, S.STF_SAMPLE)
+    assert (whole.lo, whole.hi) == (v.min(), v.max())
+    assert whole.median() == pytest.approx(exact, rel=1e-12)
+    # a bounded sample (2,000 of 10,000 pixels): merged from strips in any order, the same estimate
+    parts = []
+    for r in range(0, 100, 25):
+        k = S.content_keys(X[r:r + 25].reshape(-1, X.shape[2]))[valid[r:r + 25].ravel()]
+        parts.append(S.STFSample.of_block(rx[r:r + 25], valid[r:r + 25], k, 2000))
+    a = parts[0].merge(parts[1]).merge(parts[2]).merge(parts[3])
+    b = parts[3].merge(parts[1]).merge(parts[0].merge(parts[2]))
+    assert a.median() == b.median() and (a.lo, a.hi) == (v.min(), v.max())
+    Fq = np.sort(S.bilateral_filter(scaled, valid)[valid])
+    rank = np.searchsorted(Fq, a.median()) / Fq.size
+    assert abs(rank - 0.5) < 0.03  # within 3 standard errors of a 2,000-pixel sample's median
+
+
+def test_content_keys_tell_repeated_spectra_apart():
+    x = np.random.default_rng(0).random((50, 7))
+    k = S.content_keys(np.vstack([x, x, x]))
+    assert np.unique(k).size == 150
+    np.testing.assert_array_equal(S.content_keys(x), k[:50])
+
+
+def _plan_mem(det, shape, want_single_stat):
+    """A memory limit (MB) giving several score blocks, and statistics (= refine) blocks that are full-width
+    strips: one when asked, else 2-4 (the refine pass runs on them)."""
+    from hadcore import engine
+
+    for mb in range(40, 400, 2):
+        try:
+            plan = engine.plan_blocks(det, shape, mb * engine.MB, needs_stats=True, read_bytes=0)
+        except hadcore.errors.InputError:  # too small for one block
+            continue
+        strips = all(w[2] == 0 and w[3] == shape[1] for w in plan.stat_windows)
+        n = len(plan.stat_windows)
+        if plan.n_blocks > 1 and strips and (n == 1 if want_single_stat else 1 < n <= 4):
+            return mb
+    raise AssertionError("no memory limit gives the plan asked for")
+
+
+@pytest.mark.parametrize("single_refine_block", [True, False])
+def test_streamed_small_blocks_match_in_memory(airport, single_refine_block):
+    """engine.run with small blocks against detect(). With one refine block (the sample holds every pixel)
+    the STF median is exact and so are the scores (float rounding); with several, pixels on the refine
+    blocks' edges miss neighbours in the sampled neighbourhoods, the median moves slightly and M changes
+    at the few pixels whose filtered RX lies between the two medians (the more refine blocks, the more such
+    edge pixels: with 20 strips of 5 rows, 4 % of the scores move by more than 1e-4 of the range)."""
+    require("torch")
+    from hadcore import engine
+    from hadcore.metrics import roc_auc
+
+    cube, gt = airport
+    det = hadcore.get_detector("stad", device="cpu")
+    ref = det.detect(cube)
+    mem = _plan_mem(det, cube.shape, single_refine_block)
+    sink, info = engine.run(det, engine.ArraySource(cube), mem_limit_mb=mem)
+    got = sink.array
+    assert info.plan.n_blocks > 1
+    scale = float(np.nanmax(np.abs(ref)))
+    if single_refine_block:
+        np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-6 * scale)
+    else:
+        assert len(info.plan.stat_windows) > 1
+        assert np.corrcoef(got.ravel(), ref.ravel())[0, 1] > 0.9999
+        assert (np.abs(got - ref) > 1e-4 * scale).mean() < 0.02
+        assert abs(roc_auc(got, gt) - roc_auc(ref, gt)) < 1e-3
+
+
+def test_fit_then_decision_function_equals_detect(small_crop):
+    require("torch")
+    cube, _ = small_crop
+    det = hadcore.get_detector("stad", device="cpu")
+    ref = det.detect(cube)
+    got = hadcore.get_detector("stad", device="cpu").fit(cube).decision_function(cube)
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-7 * float(np.nanmax(ref)))
