@@ -104,6 +104,9 @@ class Context:
         if s == "local":
             return f"local: a halo of {self.halo} pixels; exact under tiling"
         if s == "stats":
+            if self.refine:
+                return (f"three passes: whole-image statistics, a refine pass, then scores with a halo of "
+                        f"{self.halo} pixels; nearly exact under tiling")
             return f"two passes: whole-image statistics, then scores with a halo of {self.halo} pixels; " \
                    "exact under tiling"
         if s == "sample":
