@@ -18,8 +18,10 @@ from typing import Any, Optional, Tuple
 
 import numpy as np
 
-from .base import Detector, FitData, valid_mask
+from .base import Detector, valid_mask
 from .engine import (
+    check_bands,
+    fit_data,
     MB,
     ArraySink,
     ArraySource,
@@ -331,12 +333,7 @@ def _detect_dask(det, arr, mask, nodata, client, mem_limit_mb, reduce, progress)
     if arr.ndim != 3:
         raise InputError(f"expected a cube of shape (H, W, B), got an array of shape {arr.shape}")
     H, W, B_in = (int(s) for s in arr.shape)
-    if B_in < det.min_bands:
-        raise InputError(f"{det.name}: needs at least {det.min_bands} bands, got {B_in}")
-    red = parse_reduce(reduce)
-    B = red[1] if red else B_in
-    if red and red[1] < det.min_bands:
-        raise InputError(f"{det.name}: needs at least {det.min_bands} bands, --reduce pca:{red[1]} keeps {red[1]}")
+    red, B = check_bands(det, B_in, reduce)
     ctx = det.context()
     threads = 1
     if mem_limit_mb is None and client is not None:
@@ -388,12 +385,7 @@ def _detect_dask(det, arr, mask, nodata, client, mem_limit_mb, reduce, progress)
         prog.update(at)
 
     # ---------------- fit
-    data = FitData(shape=(H, W, B), n_valid=int(n_valid or 0))
-    if ctx.global_stats:
-        data.moments = moments
-    if ctx.sample and sample is not None:
-        s = sample.sorted()
-        data.sample, data.sample_index = s.pixels, s.index
+    data = fit_data(ctx, (H, W, B), n_valid, moments, sample)
     if ctx.crops:
         wins = crop_windows((H, W), ctx.crops, ctx.crop_size, ctx.seed)
         data.crops = list(_compute([delayed(_chunk_read, pure=True)(arr[r0:r1, c0:c1], nodata, proj)

@@ -34,8 +34,10 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from .base import Detector, FitData
+from .base import Detector
 from .engine import (
+    check_bands,
+    fit_data,
     MB,
     ArraySink,
     BlendAccumulator,
@@ -47,7 +49,6 @@ from .engine import (
     collect_block,
     crop_windows,
     default_mem_limit_mb,
-    parse_reduce,
     plan_blocks,
     reduce_projection,
     score_window,
@@ -289,12 +290,7 @@ def run_distributed(det: Detector, source: Source, sink: Optional[Sink] = None, 
     """
     prog = as_progress(progress)
     H, W, B_in = source.shape
-    if B_in < det.min_bands:
-        raise InputError(f"{det.name}: needs at least {det.min_bands} bands, got {B_in}")
-    red = parse_reduce(reduce)
-    B = red[1] if red else B_in
-    if red and red[1] < det.min_bands:
-        raise InputError(f"{det.name}: needs at least {det.min_bands} bands, --reduce pca:{red[1]} keeps {red[1]}")
+    red, B = check_bands(det, B_in, reduce)
     ctx = det.context()
     default_mb, threads = worker_budget_mb(client)
     worker_mb = mem_limit_mb if mem_limit_mb is not None else (default_mb or default_mem_limit_mb())
@@ -342,12 +338,7 @@ def run_distributed(det: Detector, source: Source, sink: Optional[Sink] = None, 
             info.n_valid = n_valid
 
         # ---------------- fit, on the client
-        data = FitData(shape=(H, W, B), n_valid=int(n_valid or 0))
-        if ctx.global_stats:
-            data.moments = moments
-        if ctx.sample and sample is not None:
-            s = sample.sorted()
-            data.sample, data.sample_index = s.pixels, s.index
+        data = fit_data(ctx, (H, W, B), n_valid, moments, sample)
         if ctx.crops:
             wins = crop_windows((H, W), ctx.crops, ctx.crop_size, ctx.seed)
             crops: List[Any] = [None] * len(wins)

@@ -483,6 +483,28 @@ def reduce_projection(moments: Moments, k: int):
     return moments.mean, V * np.where(sign == 0, 1.0, sign)
 
 
+def check_bands(det: Detector, bands_in: int, reduce) -> Tuple[Optional[Tuple[str, int]], int]:
+    """(parsed ``reduce``, bands the detector sees); an InputError when the detector gets too few."""
+    if bands_in < det.min_bands:
+        raise InputError(f"{det.name}: needs at least {det.min_bands} bands, got {bands_in}")
+    red = parse_reduce(reduce)
+    if red and red[1] < det.min_bands:
+        raise InputError(f"{det.name}: needs at least {det.min_bands} bands, --reduce pca:{red[1]} keeps {red[1]}")
+    return red, (red[1] if red else bands_in)
+
+
+def fit_data(ctx: Context, shape, n_valid, moments, sample) -> FitData:
+    """The :class:`FitData` of the statistics pass: the parts ``ctx`` asks for (crops are added by the caller,
+    which reads them its own way)."""
+    data = FitData(shape=tuple(shape), n_valid=int(n_valid or 0))
+    if ctx.global_stats:
+        data.moments = moments
+    if ctx.sample and sample is not None:
+        s = sample.sorted()
+        data.sample, data.sample_index = s.pixels, s.index
+    return data
+
+
 # ================================================================================================ running
 @dataclass
 class RunInfo:
@@ -504,12 +526,7 @@ def run(det: Detector, source: Source, sink: Optional[Sink] = None, *, mem_limit
     """
     prog = as_progress(progress)
     H, W, B_in = source.shape
-    if B_in < det.min_bands:
-        raise InputError(f"{det.name}: needs at least {det.min_bands} bands, got {B_in}")
-    red = parse_reduce(reduce)
-    B = red[1] if red else B_in
-    if red and red[1] < det.min_bands:
-        raise InputError(f"{det.name}: needs at least {det.min_bands} bands, --reduce pca:{red[1]} keeps {red[1]}")
+    red, B = check_bands(det, B_in, reduce)
     ctx = det.context()
     budget = int((mem_limit_mb if mem_limit_mb is not None else default_mem_limit_mb()) * MB)
     need_stats = bool(ctx.global_stats or ctx.sample or red)
@@ -553,12 +570,7 @@ def run(det: Detector, source: Source, sink: Optional[Sink] = None, *, mem_limit
     release_scratch()  # the score pass's blocks have their own size and budget
 
     # ---------------- fit
-    data = FitData(shape=(H, W, B), n_valid=int(n_valid or 0))
-    if ctx.global_stats:
-        data.moments = moments
-    if ctx.sample and sample is not None:
-        s = sample.sorted()
-        data.sample, data.sample_index = s.pixels, s.index
+    data = fit_data(ctx, (H, W, B), n_valid, moments, sample)
     if ctx.crops:
         data.crops = [src.block(*w) for w in crop_windows((H, W), ctx.crops, ctx.crop_size, ctx.seed)]
     det._fit(data, prog.sub(at, at + 0.02))

@@ -179,14 +179,24 @@ def _parse_wavelengths(src, n: int):
     return None, None
 
 
-def _read_gdal(p: Path, bands, wavelength_range, bad_bands, read_gt) -> Raster:
+def _open_dataset(p: Path):
+    """``rasterio.open`` with a one-line FileError for what GDAL cannot open, and no warning for rasters
+    without a georeference."""
     import rasterio
     from rasterio.errors import RasterioIOError
 
     try:
-        src = rasterio.open(p)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+            return rasterio.open(p)
     except RasterioIOError as exc:
         raise FileError(f"cannot read {p} as a raster: {str(exc).splitlines()[0]}") from None
+
+
+def _read_gdal(p: Path, bands, wavelength_range, bad_bands, read_gt) -> Raster:
+    import rasterio
+
+    src = _open_dataset(p)
     with src, warnings.catch_warnings():
         warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
         n = src.count
@@ -700,14 +710,9 @@ def open_scene(path, bands: Optional[str] = None, wavelength_range: Optional[Seq
         return Scene(source=ArraySource(r.cube, r.mask, name=p.name), band_indices=r.band_indices,
                      n_source_bands=r.n_source_bands, path=str(p), gt=r.gt)
     import rasterio
-    from rasterio.errors import RasterioIOError
 
-    try:
-        with _gdal_env(), warnings.catch_warnings():
-            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-            src = rasterio.open(p)
-    except RasterioIOError as exc:
-        raise FileError(f"cannot read {p} as a raster: {str(exc).splitlines()[0]}") from None
+    with _gdal_env():
+        src = _open_dataset(p)
     with src, warnings.catch_warnings():
         warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
         n = src.count
