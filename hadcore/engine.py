@@ -49,6 +49,15 @@ MB = 2**20
 IN_MEMORY_BUDGET = 512 * MB
 #: most pixels in one block (progress granularity, and the float64 copies of wide scenes)
 MAX_BLOCK_PIXELS = 2**22
+#: most bytes of one block's float64 copy. Larger blocks buy no BLAS speed (a 128k x 224 GEMM is already at
+#: peak) but cost fresh memory: the first touch of a page is a fault, measured here at 3 s for a fresh
+#: 1.4 GB block against 0.2 s for the same block in reused memory, so a budget is a ceiling, not a target.
+MAX_BLOCK_BYTES = 256 * 2**20
+
+
+def max_block_pixels(bands: int) -> int:
+    """Most pixels in one block of ``bands`` bands (:data:`MAX_BLOCK_PIXELS`, :data:`MAX_BLOCK_BYTES`)."""
+    return int(max(4096, min(MAX_BLOCK_PIXELS, MAX_BLOCK_BYTES // (8 * max(1, int(bands))))))
 
 Window = Tuple[int, int, int, int]  # r0, r1, c0, c1 (half-open)
 
@@ -91,32 +100,44 @@ class Source:
         ``scratch=True`` writes X into this thread's reusable buffer (:func:`scratch_buffer`): valid only until
         the next scratch block of the thread, so only for blocks nothing keeps.
         """
-        raw = self.read(r0, r1, c0, c1)
-        valid = valid_mask(raw, self.nodata, self.user_mask(r0, r1, c0, c1))
+        raw, valid = self.raw_block(r0, r1, c0, c1)
         out = scratch_buffer(raw.shape) if scratch else None
         return prepare_block(raw, valid, out=out), valid
+
+    def raw_block(self, r0: int, r1: int, c0: int, c1: int) -> Tuple[np.ndarray, np.ndarray]:
+        """(X (h, w, B) as read: any dtype, possibly a strided view, values at invalid pixels as stored;
+        valid (h, w) bool). For the statistics pass, which gathers valid pixels a few rows at a time into
+        float64 itself: no float64 copy of the whole block (measured on a 1000 x 1000 x 224 tile: that copy
+        was 40 % of RX's statistics pass)."""
+        raw = self.read(r0, r1, c0, c1)
+        return raw, valid_mask(raw, self.nodata, self.user_mask(r0, r1, c0, c1))
 
 
 _SCRATCH = threading.local()
 
 
-def scratch_buffer(shape) -> np.ndarray:
-    """A float64 array of ``shape`` in a buffer reused by this thread's blocks.
+def scratch_buffer(shape, dtype=np.float64, slot: str = "block") -> np.ndarray:
+    """An array of ``shape`` and ``dtype`` in a buffer of this thread reused by the blocks of a pass.
 
     Fresh memory costs a page fault per 4 KB on first touch (measured here: 2.8 s for the first 0.9 GB block,
-    0.5 s for the next one in reused memory), so the engine's float64 blocks of one pass reuse one buffer.
+    0.5 s for the next one in reused memory), so the engine's float64 blocks (slot ``"block"``) and a file
+    reader's buffers (slot ``"read"``) each reuse one buffer.
     """
-    n = int(np.prod(shape))
-    buf = getattr(_SCRATCH, "buf", None)
+    dtype = np.dtype(dtype)
+    n = int(np.prod(shape)) * dtype.itemsize
+    bufs = getattr(_SCRATCH, "bufs", None)
+    if bufs is None:
+        bufs = _SCRATCH.bufs = {}
+    buf = bufs.get(slot)
     if buf is None or buf.size < n:
-        _SCRATCH.buf = None
-        buf = _SCRATCH.buf = np.empty(n)
-    return buf[:n].reshape(shape)
+        bufs.pop(slot, None)
+        buf = bufs[slot] = np.empty(n, dtype=np.uint8)
+    return buf[:n].view(dtype).reshape(shape)
 
 
 def release_scratch() -> None:
-    """Drop this thread's block buffer (end of a run)."""
-    _SCRATCH.buf = None
+    """Drop this thread's block buffers (end of a run)."""
+    _SCRATCH.bufs = {}
 
 
 class ArraySource(Source):
@@ -161,6 +182,9 @@ class ProjectedSource(Source):
     def read(self, r0, r1, c0, c1):  # pragma: no cover - block() is used
         X, _ = self.block(r0, r1, c0, c1)
         return X
+
+    def raw_block(self, r0, r1, c0, c1):
+        return self.block(r0, r1, c0, c1, scratch=True)
 
     def block(self, r0, r1, c0, c1, scratch=False):
         X, valid = self.base.block(r0, r1, c0, c1, scratch=scratch)
@@ -254,15 +278,15 @@ def block_cost(det: Detector, h: int, w: int, bands: int, in_bands: int, read_by
 _block_cost = block_cost
 
 
-def _tile_aligned(H: int, W: int, tr: int, tc: int, fits) -> Optional[Tuple[int, int]]:
+def _tile_aligned(H: int, W: int, tr: int, tc: int, fits, max_px: int = MAX_BLOCK_PIXELS) -> Optional[Tuple[int, int]]:
     """The largest block (rows, cols) made of whole storage tiles (``tr`` x ``tc``) with ``fits(rows, cols)``,
     widest first, so that no tile is decoded twice in a pass; None when not even one tile fits."""
     for kc in range(-(-W // tc), 0, -1):
         bw = min(W, kc * tc)
-        if not fits(min(tr, H), bw):
+        if not fits(min(tr, H), bw) or (kc > 1 and min(tr, H) * bw > max_px):
             continue
         kr = 1
-        while kr * tr < H and fits(min((kr + 1) * tr, H), bw) and min((kr + 1) * tr, H) * bw <= MAX_BLOCK_PIXELS:
+        while kr * tr < H and fits(min((kr + 1) * tr, H), bw) and min((kr + 1) * tr, H) * bw <= max_px:
             kr += 1
         return min(kr * tr, H), bw
     return None
@@ -293,6 +317,7 @@ def plan_blocks(det: Detector, shape: Tuple[int, int, int], budget_bytes: int, *
     fixed = det.state_bytes(B) + (2 * B * B * 8 if needs_stats else 0)
     avail = budget_bytes - fixed
     align_r, align_c = block_shape or (1, 1)
+    max_px = max_block_pixels(max(B, in_bands))
     notes: List[str] = []
     if whole:
         score = [(0, H, 0, W)]
@@ -313,7 +338,7 @@ def plan_blocks(det: Detector, shape: Tuple[int, int, int], budget_bytes: int, *
     aligned = None
     if not whole and not ctx.whole_scene and tiled:
         aligned = _tile_aligned(H, W, align_r, align_c, lambda h, w: block_cost(
-            det, min(h + 2 * halo, H), min(w + 2 * halo, W), B, in_bands) <= avail)
+            det, min(h + 2 * halo, H), min(w + 2 * halo, W), B, in_bands) <= avail, max_px)
     if aligned is not None:
         bh, bw = aligned
         score = _grid(H, W, bh, bw)
@@ -346,11 +371,11 @@ def plan_blocks(det: Detector, shape: Tuple[int, int, int], budget_bytes: int, *
             def fits(rows):
                 return block_cost(det, min(rows + 2 * halo, H), w_in, B, in_bands) <= avail
 
-            while bh < H and fits(2 * bh) and 2 * bh * W <= MAX_BLOCK_PIXELS:
+            while bh < H and fits(2 * bh) and 2 * bh * W <= max_px:
                 bh *= 2
             # grow linearly up to the budget
             step = max(1, bh // 4)
-            while bh + step <= H and fits(bh + step) and (bh + step) * W <= MAX_BLOCK_PIXELS:
+            while bh + step <= H and fits(bh + step) and (bh + step) * W <= max_px:
                 bh += step
             bh = min(bh, H)
         score = [(r0, r1, c0, c1) for r0, r1 in _split(H, bh, align_r)
@@ -363,8 +388,8 @@ def plan_blocks(det: Detector, shape: Tuple[int, int, int], budget_bytes: int, *
         # Moments.of's float64 chunk, its centred copy and the gathered rows (up to 3 x 16 MB), and never
         # fewer than 8 full rows (a tiny budget must not mean 1-pixel blocks)
         avail = max(avail - min(3 * 16 * MB, max(avail, 0) // 2), per_px * min(W, 4096) * 8)
-        rows = int(max(1, min(H, avail // max(per_px * W, 1), max(1, MAX_BLOCK_PIXELS // W))))
-        st = _tile_aligned(H, W, align_r, align_c, lambda h, w: h * w * per_px <= avail) if tiled else None
+        rows = int(max(1, min(H, avail // max(per_px * W, 1), max(1, max_px // W))))
+        st = _tile_aligned(H, W, align_r, align_c, lambda h, w: h * w * per_px <= avail, max_px) if tiled else None
         if st is not None:
             stat = _grid(H, W, *st)
         elif rows * W * per_px > avail:  # very wide scene: square stat blocks
@@ -381,7 +406,8 @@ def plan_blocks(det: Detector, shape: Tuple[int, int, int], budget_bytes: int, *
 def collect_block(source: Source, window: Window, want_moments: bool, sample_size: int, seed: int):
     """Statistics of one block (no halo): (Moments or None, PixelSample or None, n_valid)."""
     r0, r1, c0, c1 = window
-    X, valid = source.block(r0, r1, c0, c1, scratch=True)
+    raw = getattr(source, "raw_block", None)  # a duck-typed source may only have block()
+    X, valid = raw(r0, r1, c0, c1) if raw is not None else source.block(r0, r1, c0, c1, scratch=True)
     mom = Moments.of_block(X, valid) if want_moments else None
     smp = PixelSample.of_block(X, valid, r0, c0, source.shape[1], sample_size, seed) if sample_size else None
     return mom, smp, int(valid.sum())

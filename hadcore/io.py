@@ -632,7 +632,10 @@ class RasterSource:
             self._env.__exit__(None, None, None)
             self._env = None
 
-    def read(self, r0, r1, c0, c1):
+    def read(self, r0, r1, c0, c1, reuse=False):
+        """(h, w, B) float32 view of a window. ``reuse=True`` reads into this thread's read buffer
+        (:func:`hadcore.engine.scratch_buffer`), valid only until the thread's next reused read: fresh
+        memory for every block costs page faults (0.2 s per 0.2 GB block here)."""
         from rasterio.windows import Window
 
         ds = self._dataset()
@@ -645,7 +648,7 @@ class RasterSource:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                data = ds.read(indexes=self.indexes, window=win, out_dtype=np.float32)
+                data = ds.read(indexes=self.indexes, window=win, out=self._read_buffer(r1 - r0, c1 - c0, reuse))
         except Exception as exc:  # rasterio raises RasterioIOError / CPLE_* for undecodable blocks
             band = self._failing_band(win)
             what = f"band {band}" if band else "its data"
@@ -653,6 +656,21 @@ class RasterSource:
             raise FileError(f"{self.path}: cannot read {what} at {where} (corrupt or truncated file: {msg})") from None
         # a (h, w, B) view: the engine's float64 copy (prepare_block) makes it contiguous in the same pass
         return np.moveaxis(data, 0, -1)
+
+    def _read_buffer(self, h, w, reuse):
+        """A (B, h, w) float32 buffer whose band planes are 64 bytes apart beyond h * w: planes a multiple of
+        4 KB apart (256 x 1000 pixels, say) put every band of a pixel in the same cache set, which made the
+        engine's (h, w, B) float64 copy 3 x slower (0.22 s against 0.07 s for 256 x 1000 x 224, measured).
+        GDAL writes through the strides."""
+        nb = len(self.indexes)
+        plane = h * w + 16
+        if reuse:
+            from .engine import scratch_buffer
+
+            flat = scratch_buffer((nb * plane,), np.float32, slot="read")
+        else:
+            flat = np.empty(nb * plane, dtype=np.float32)
+        return np.lib.stride_tricks.as_strided(flat, shape=(nb, h, w), strides=(plane * 4, w * 4, 4))
 
     def _failing_band(self, win):
         for b in self.indexes:
@@ -671,6 +689,12 @@ class RasterSource:
         from .engine import Source
 
         return Source.block(self, r0, r1, c0, c1, scratch=scratch)
+
+    def raw_block(self, r0, r1, c0, c1):
+        from .base import valid_mask
+
+        raw = self.read(r0, r1, c0, c1, reuse=True)  # consumed before the next block (statistics, float64 copy)
+        return raw, valid_mask(raw, self.nodata, self.user_mask(r0, r1, c0, c1))
 
 
 @dataclass

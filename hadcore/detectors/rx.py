@@ -50,10 +50,13 @@ class RX(Detector):
         self.icov_ = inv_psd(data.moments.cov(), ridge=self.ridge)
 
     def _score(self, block, mask, progress):
+        if mask.all():  # no gathered copy of the block
+            return mahalanobis_sq(block.reshape(-1, block.shape[2]), self.mean_, self.icov_).reshape(mask.shape)
         scores = np.zeros(mask.shape)
         scores[mask] = mahalanobis_sq(block[mask], self.mean_, self.icov_)
         return scores
 
     def working_bytes(self, h, w, bands):
-        # the valid pixels gathered (N x B) plus one 65536-row chunk of D and D @ icov
-        return h * w * bands * 8 + 2 * min(h * w, 65536) * bands * 8
+        # the valid pixels gathered (N x B; none when all are valid, but the plan cannot know) plus one
+        # 16384-row chunk of D and D @ icov
+        return h * w * bands * 8 + 2 * min(h * w, 16384) * bands * 8

@@ -238,6 +238,11 @@ class GdalSource:
 
         return Source.block(self, r0, r1, c0, c1, scratch=scratch)
 
+    def raw_block(self, r0, r1, c0, c1):
+        from hadcore.engine import Source
+
+        return Source.raw_block(self, r0, r1, c0, c1)
+
 
 class FloatRasterSink:
     """The score layer written block by block (``hadcore.engine.Sink``): float32, NaN nodata, the CRS and
