@@ -98,3 +98,23 @@ def test_bad_input():
         CRD(lam=-1)
     with pytest.raises(InputError):
         CRD().detect(np.ones((10, 10)))
+
+
+@pytest.mark.parametrize("inner,outer,sum_to_one", [(3, 11, False), (1, 5, True), (5, 9, False)])
+def test_lag_products_equal_gathered_spectra(small_crop, inner, outer, sum_to_one):
+    """The Gram matrices gathered from lag products (the default) equal those of gathered ring spectra,
+    with invalid pixels, borders and both window shapes."""
+    from hadcore.base import prepare_cube
+    from hadcore.progress import Progress
+
+    cube, _ = small_crop
+    cube = cube[:23, :31]
+    mask = np.ones(cube.shape[:2], bool)
+    mask[4, 7] = mask[10, 0] = mask[22, 30] = False
+    X, valid = prepare_cube(cube, mask)
+    det = CRD(inner=inner, outer=outer, sum_to_one=sum_to_one)
+    lags = det._detect(X, valid, Progress())
+    det.MAX_LAGS = 0  # force the gathered-spectra path
+    gathered = det._detect(X, valid, Progress())
+    np.testing.assert_allclose(lags[valid], gathered[valid], rtol=1e-8)
+    assert (lags[~valid] == 0).all()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 from ..params import Param
-from ..windows import DualWindowDetector, chunks, ring_index
+from ..windows import DualWindowDetector, chunks, ring_index, ring_offsets
 
 __all__ = ["CRD"]
 
@@ -51,7 +54,14 @@ class CRD(DualWindowDetector):
     square around the pixel; windows are clipped at the image border; the ring holds only valid pixels
     inside the image (:mod:`hadcore.windows`). A valid pixel whose ring is empty scores :math:`\|y\|_2`.
 
-    Computation: vectorised over blocks of pixels (batched Gram matrices and solves), float64.
+    Computation, float64: every entry of a ring's Gram matrix :math:`X_s^T X_s`, of :math:`X_s^T y` and
+    :math:`\|y\|^2` is an inner product of two pixels at most ``outer - 1`` apart, so these are computed once
+    per pixel and lag (small GEMMs along image rows) and each ring's Gram matrix is gathered from them;
+    the residual norm follows from the same products, :math:`\|y\|^2 - 2\hat\alpha^T X_s^T y +
+    \hat\alpha^T X_s^T X_s \hat\alpha`. One LAPACK Cholesky solve per pixel, in worker threads with one
+    BLAS thread each. On a 100 x 100 x 205 scene this is 19 s -> 1.2 s (2 cores, loaded) against gathered
+    spectra and numpy's batched solve; windows over 21 pixels gather spectra (the lags would outgrow the
+    block).
     """
 
     name = "crd"
@@ -72,35 +82,193 @@ class CRD(DualWindowDetector):
               "constant row, as in the authors' group's code).", ),
     )
 
+    #: the lag-product path holds (2h + 1) (4h + 1) float64 per pixel (h = outer // 2): 231 at 3 / 11;
+    #: beyond this many it falls back to gathering the ring's spectra (windows over 21 pixels)
+    MAX_LAGS = 1024
+
+    def _lags(self) -> int:
+        h = self.outer // 2
+        return (2 * h + 1) * (4 * h + 1)
+
+    def working_bytes(self, h, w, bands):
+        ho = self.outer // 2
+        L = self.outer ** 2 - self.inner ** 2
+        if self._lags() <= self.MAX_LAGS:
+            # the zero-padded copy, the lag products, the (chunk, L, L) Gram matrices of each worker
+            return ((h + 4 * ho) * (w + 6 * ho) * bands * 8 + (h + 2 * ho) * (w + 2 * ho) * self._lags() * 8
+                    + 2 * _N_WORKERS * _CHUNK * L * L * 8 + 16 * h * w)
+        return super().working_bytes(h, w, bands)
+
     def _detect(self, cube, mask, progress):
+        H, W, B = cube.shape
+        # scipy.linalg imported before threadpool_limits so that its BLAS is limited too
+        import scipy.linalg.blas  # noqa: F401
+        import scipy.linalg.lapack  # noqa: F401
+        from threadpoolctl import threadpool_limits
+
+        c2 = 0.0
+        if self.sum_to_one and mask.any():
+            c2 = float(np.ptp(cube[mask])) ** 2
+        with threadpool_limits(1):  # many small BLAS/LAPACK calls: threads per call only contend
+            if self._lags() <= self.MAX_LAGS:
+                return self._detect_lags(cube, mask, c2, progress)
+            return self._detect_gather(cube, mask, c2, progress)
+
+    def _solve(self, G, Xy, yy, okb, c2, out):
+        """Scores of a chunk from its Gram matrices G (n, L, L) (overwritten), X^T y (n, L) and ||y||^2 (n,):
+        one LAPACK Cholesky solve per pixel (numpy's batched solve was 28 x slower here)."""
+        from scipy.linalg.lapack import dposv
+
+        L = G.shape[1]
+        Gd = np.diagonal(G, axis1=1, axis2=2)
+        d2 = np.maximum(Gd - 2.0 * Xy + yy[:, None], 0.0) * okb
+        tr = Gd.sum(axis=1) / L
+        jitter = 1e-12 * np.where(tr > 0, tr, 1.0)
+        # missing members: identity row/column and zero right-hand side -> alpha = 0
+        diag = self.lam * d2 + jitter[:, None] + (~okb)
+        Xs = Xy  # the spectral part of X^T y (the residual is of the spectral part only)
+        rhs = Xy
+        if c2:  # the appended constant row, on present ring members only
+            wgt = okb.astype(float)
+            rhs = Xy + c2 * wgt
+        Gspec = G.copy() if c2 else None
+        if c2:
+            G += c2 * wgt[:, :, None] * wgt[:, None, :]
+        G[:, np.arange(L), np.arange(L)] += diag
+        alpha = np.empty_like(rhs)
+        for i in range(G.shape[0]):
+            _, x, info = dposv(G[i], rhs[i], lower=1)
+            if info != 0:  # not positive definite to working precision: a general solve
+                x = np.linalg.lstsq(G[i], rhs[i], rcond=None)[0]
+            alpha[i] = x
+        # ||y - X a||^2 = ||y||^2 - 2 a.X^T y + a.(X^T X) a, with X^T X = (regularised G) - diag(...)
+        if c2:
+            quad = np.einsum("nl,nlm,nm->n", alpha, Gspec, alpha)
+        else:
+            G[:, np.arange(L), np.arange(L)] -= diag
+            quad = np.einsum("nl,nlm,nm->n", alpha, G, alpha)
+        r2 = yy - 2.0 * np.einsum("nl,nl->n", alpha, Xs) + quad
+        out[:] = np.sqrt(np.maximum(r2, 0.0))
+
+    def _detect_lags(self, cube, mask, c2, progress):
+        """Gram matrices assembled from lag products, never from gathered spectra.
+
+        Every entry of a ring's Gram matrix, of X^T y and of ||y||^2 is an inner product of two pixels at
+        most 2h apart (h = outer // 2). Those products are computed once per pixel and lag
+        (:func:`_lag_products`: small GEMMs along image rows), (2h + 1)(4h + 1) of them, and each ring's
+        L x L Gram matrix is a gather from them: about 13 x fewer flops than L^2 B per pixel and no
+        (L, B) copy of every ring (a 3 / 11 ring of a 224-band scene: 112 x 224 values per pixel).
+        """
+        H, W, B = cube.shape
+        h = self.outer // 2
+        dy, dx = ring_offsets(self.inner, self.outer)
+        L = dy.size
+        K = _lag_products(cube, h)  # (H + 2h, W + 2h, 2h + 1, 4h + 1)
+        Wk, nR, nC = K.shape[1], K.shape[2], K.shape[3]
+        S = nR * nC
+        Kf = K.reshape(-1)
+        # offsets into Kf of every Gram entry (i, j), anchored at the member with the smaller row offset
+        a_first = dy[:, None] <= dy[None, :]
+        ay = np.where(a_first, dy[:, None], dy[None, :])
+        ax = np.where(a_first, dx[:, None], dx[None, :])
+        ddy = np.abs(dy[None, :] - dy[:, None])
+        ddx = np.where(a_first, dx[None, :] - dx[:, None], dx[:, None] - dx[None, :])
+        off_g = ((ay * Wk + ax) * S + ddy * nC + ddx + 2 * h).ravel()
+        # X^T y: anchored at the member when it lies above (or on) the centre's row, else at the centre
+        up = dy <= 0
+        off_xy = np.where(up, (dy * Wk + dx) * S + (-dy) * nC + (-dx + 2 * h), dy * nC + dx + 2 * h)
+        off_yy = 2 * h
+        maskp = np.zeros((H + 2 * h, W + 2 * h), dtype=bool)
+        maskp[h:h + H, h:h + W] = mask
+        centres = np.flatnonzero(mask)
+        rows, cols = centres // W, centres % W
+        base = ((rows + h) * Wk + (cols + h)) * S
+        n = centres.size
+        scores = np.zeros(H * W)
+        jobs = list(chunks(n, _CHUNK))
+        done = [0]
+
+        def run(sl):
+            b = base[sl]
+            G = Kf[b[:, None] + off_g[None, :]].reshape(-1, L, L)
+            Xy = Kf[b[:, None] + off_xy[None, :]]
+            yy = Kf[b + off_yy]
+            okb = maskp[rows[sl, None] + h + dy[None, :], cols[sl, None] + h + dx[None, :]]
+            out = np.empty(b.size)
+            self._solve(G, Xy, yy, okb, c2, out)
+            scores[centres[sl]] = out
+            done[0] += b.size
+            progress.update(done[0] / max(n, 1))
+
+        _run_jobs(run, jobs)
+        return scores.reshape(H, W)
+
+    def _detect_gather(self, cube, mask, c2, progress):
+        """Large windows: gather each ring's spectra and form its Gram matrix directly."""
         H, W, B = cube.shape
         flat = cube.reshape(H * W, B)
         centres = np.flatnonzero(mask)
         scores = np.zeros(H * W)
         idx, ok = ring_index(mask, self.inner, self.outer, centres)
         L = idx.shape[1]
-        block = max(1, int(4_000_000 // (L * B)))
         n = centres.size
-        c2 = float(np.ptp(flat[centres])) ** 2 if self.sum_to_one and n else 0.0
-        for k, sl in enumerate(chunks(n, block)):
+        done = [0]
+        step = max(1, min(_CHUNK, int(4_000_000 // (L * B))))
+
+        def run(sl):
             y = flat[centres[sl]]  # (n, B)
             okb = ok[sl]
             X = flat[idx[sl]] * okb[:, :, None]  # (n, L, B), missing members zeroed
             G = np.matmul(X, X.transpose(0, 2, 1))  # (n, L, L)
             Xy = np.matmul(X, y[:, :, None])[:, :, 0]
-            d2 = np.diagonal(G, axis1=1, axis2=2) - 2.0 * Xy + np.einsum("nb,nb->n", y, y)[:, None]
-            d2 = np.maximum(d2, 0.0) * okb
-            tr = np.trace(G, axis1=1, axis2=2) / L
-            jitter = 1e-12 * np.where(tr > 0, tr, 1.0)
-            # missing members: identity row/column and zero right-hand side -> alpha = 0
-            diag = self.lam * d2 + jitter[:, None] + (~okb)
-            if c2:  # the appended constant row, on present ring members only
-                w = okb.astype(float)
-                G += c2 * w[:, :, None] * w[:, None, :]
-                Xy = Xy + c2 * w
-            G[:, np.arange(L), np.arange(L)] += diag
-            alpha = np.linalg.solve(G, Xy[:, :, None])[:, :, 0]
-            r = y - np.matmul(alpha[:, None, :], X)[:, 0, :]
-            scores[centres[sl]] = np.sqrt(np.einsum("nb,nb->n", r, r))
-            progress.update(sl.stop / n)
+            out = np.empty(y.shape[0])
+            self._solve(G, Xy, np.einsum("nb,nb->n", y, y), okb, c2, out)
+            scores[centres[sl]] = out
+            done[0] += y.shape[0]
+            progress.update(done[0] / max(n, 1))
+
+        _run_jobs(run, list(chunks(n, step)))
         return scores.reshape(H, W)
+
+
+#: pixels per chunk of Gram matrices (256 x 112 x 112 float64: 26 MB) and worker threads (LAPACK releases
+#: the GIL; one BLAS thread each)
+_CHUNK = 256
+_N_WORKERS = max(1, min(os.cpu_count() or 1, 8))
+
+
+def _run_jobs(run, jobs):
+    if len(jobs) <= 1 or _N_WORKERS == 1:
+        for j in jobs:
+            run(j)
+        return
+    with ThreadPoolExecutor(max_workers=min(_N_WORKERS, len(jobs))) as ex:
+        for _ in ex.map(run, jobs):
+            pass
+
+
+def _lag_products(X: np.ndarray, h: int, cols: int = 48) -> np.ndarray:
+    """K[R, C, dr, dc + 2h] = <x(R - h, C - h), x(R - h + dr, C - h + dc)> for the (H + 2h) x (W + 2h) anchors
+    around a (H, W, B) image (zeros outside it), 0 <= dr <= 2h, |dc| <= 2h.
+
+    Per anchor row and lag row, the products of ``cols`` anchors with the ``cols + 4h`` pixels they reach
+    are one small GEMM, whose 4h + 1 diagonals are the wanted lags.
+    """
+    H, W, B = X.shape
+    Xp = np.zeros((H + 4 * h, W + 6 * h, B))
+    Xp[h:h + H, 3 * h:3 * h + W] = X
+    Hk, Wk = H + 2 * h, W + 2 * h
+    nR, nC = 2 * h + 1, 4 * h + 1
+    K = np.empty((Hk, Wk, nR, nC))
+    for R in range(Hk):
+        A = Xp[R, 2 * h:2 * h + Wk]  # (Wk, B) anchors
+        for dr in range(nR):
+            Bm = Xp[R + dr]  # (W + 6h, B)
+            for k0 in range(0, Wk, cols):
+                k1 = min(k0 + cols, Wk)
+                M = A[k0:k1] @ Bm[k0:k1 + 4 * h].T  # (s, s + 4h): M[k, m] = <A[k0 + k], Bm[k0 + m]>
+                s = k1 - k0
+                D = np.lib.stride_tricks.as_strided(M, shape=(s, nC), strides=(M.strides[0] + M.strides[1],
+                                                                               M.strides[1]))
+                K[R, k0:k1, dr] = D  # D[k, j] = M[k, k + j]: lag dc = j - 2h
+    return K
