@@ -93,6 +93,59 @@ def info_cmd(name, as_json):
         click.echo(f"  {'':<16} {p['help']}")
 
 
+# ------------------------------------------------------------------------------------------------ inspect
+@main.command("inspect")
+@click.argument("input_path", metavar="INPUT")
+@click.option("--bands", default=None, metavar="SPEC", help="As for detect.")
+@click.option("--wavelengths", default=None, metavar="LO:HI", help="As for detect.")
+@click.option("--bad-bands", default=None, metavar="SPEC", help="As for detect ('auto', 'none' or a SPEC).")
+@click.option("--no-ortho", is_flag=True, help="As for detect.")
+@json_opt
+def inspect_cmd(input_path, bands, wavelengths, bad_bands, no_ortho, as_json):
+    """What a run on INPUT would use: product type, size, bands, wavelengths, good bands, CRS, nodata, grid.
+
+    Reads only metadata (and, with --bad-bands auto, a sample of rows to find constant bands).
+    """
+    from hadcore.io import open_scene
+
+    sc = open_scene(input_path, bands=bands, wavelength_range=parse_range(wavelengths), bad_bands=bad_bands,
+                    ortho=not no_ortho)
+    H, W, B = sc.shape
+    Ho, Wo = sc.output_shape
+    wl = sc.wavelengths
+    d = {
+        "input": str(input_path),
+        "product": sc.product,
+        "size": [H, W],
+        "bands_in_file": sc.n_source_bands,
+        "bands_used": B,
+        "good_bands_flagged_by_product": None if sc.good is None else int(sc.good.sum()),
+        "wavelength_range_nm": None if wl is None else [round(float(wl.min()), 3), round(float(wl.max()), 3)],
+        "fwhm": sc.fwhm is not None,
+        "crs": None if sc.crs is None else sc.crs.to_string(),
+        "transform": None if sc.transform is None else list(sc.transform)[:6],
+        "nodata": sc.nodata,
+        "output_grid": None if sc.output is None else {"size": [Ho, Wo], "by": sc.output.description},
+        "notes": sc.notes,
+    }
+    if as_json:
+        click.echo(json.dumps(d, indent=2, default=str))
+        return
+    click.echo(f"{Path(input_path).name}: {d['product']}, {H} x {W} pixels")
+    click.echo(f"  bands: {B} used of {d['bands_in_file']}"
+               + ("" if d["good_bands_flagged_by_product"] is None
+                  else f" ({d['good_bands_flagged_by_product']} good by the product's flags)"))
+    click.echo("  wavelengths: " + ("none in the file" if wl is None else
+                                    f"{d['wavelength_range_nm'][0]:g}-{d['wavelength_range_nm'][1]:g} nm"
+                                    + (", with FWHM" if d["fwhm"] else "")))
+    click.echo(f"  CRS: {d['crs'] or 'none'}; nodata: {d['nodata'] if d['nodata'] is not None else 'none'}")
+    if sc.output is not None:
+        click.echo(f"  scores written on a {Ho} x {Wo} map grid ({sc.output.description}); --no-ortho keeps "
+                   "the swath geometry")
+    for note in sc.notes:
+        click.echo(f"  note: {note}")
+
+
 # ------------------------------------------------------------------------------------------------ detect
 @main.command("detect")
 @click.argument("name")
@@ -101,8 +154,13 @@ def info_cmd(name, as_json):
 @click.option("--out-dir", type=click.Path(file_okay=False), help="Folder for outputs (any number of inputs).")
 @param_opt
 @click.option("--bands", default=None, metavar="SPEC", help="1-based bands to use, e.g. '1-50,60'.")
-@click.option("--wavelengths", default=None, metavar="LO:HI", help="Use bands whose wavelength lies in LO..HI.")
-@click.option("--bad-bands", default=None, metavar="SPEC", help="1-based bands to drop.")
+@click.option("--wavelengths", default=None, metavar="LO:HI",
+              help="Use bands whose wavelength lies in LO..HI, in nm (both below 30: in micrometres).")
+@click.option("--bad-bands", default=None, metavar="SPEC",
+              help="Bands to drop besides those the product flags bad: 1-based SPEC; 'auto' also drops "
+                   "water-vapour windows and constant bands; 'none' keeps even flagged bands.")
+@click.option("--no-ortho", is_flag=True,
+              help="Keep a swath product's sensor geometry (EMIT) instead of writing on its map grid.")
 @click.option("--vector", default=None, metavar="OUT", help="Detections: .gpkg, .geojson or .shp (one input).")
 @click.option("--vector-format", type=click.Choice(["gpkg", "geojson", "shp"]), default=None,
               help="With --out-dir: also write detections in this format.")
@@ -125,7 +183,7 @@ def info_cmd(name, as_json):
 @seed_opt
 @overwrite_opt
 @quiet_opt
-def detect_cmd(name, inputs, output, out_dir, params, bands, wavelengths, bad_bands, vector, vector_format,
+def detect_cmd(name, inputs, output, out_dir, params, bands, wavelengths, bad_bands, no_ortho, vector, vector_format,
                threshold, connectivity, min_size, normalize, gt_path, mem_limit, reduce_spec, cog, scheduler,
                workers, seed, overwrite, quiet):
     """Run detector NAME on INPUT raster(s); write the score GeoTIFF and, optionally, detection polygons.
@@ -186,6 +244,7 @@ def detect_cmd(name, inputs, output, out_dir, params, bands, wavelengths, bad_ba
     client, cluster = _dask_client(scheduler, workers)
     try:
         return [_detect_one(det, inp, score_out, vec_out, bands=bands, wl_range=wl_range, bad_bands=bad_bands,
+                            ortho=not no_ortho,
                             threshold=threshold, connectivity=connectivity, min_size=min_size, normalize=normalize,
                             gt_path=gt_path, mem_limit=mem_limit, red=red, cog=cog, client=client,
                             overwrite=overwrite, quiet=quiet)
@@ -231,23 +290,31 @@ def _dask_client(scheduler, workers):
     return Client(cluster), cluster
 
 
-def _detect_one(det, inp, score_out, vec_out, *, bands, wl_range, bad_bands, threshold, connectivity, min_size,
-                normalize, gt_path, mem_limit, red, cog, client, overwrite, quiet):
-    from hadcore.engine import run
+def _detect_one(det, inp, score_out, vec_out, *, bands, wl_range, bad_bands, ortho=True, threshold, connectivity,
+                min_size, normalize, gt_path, mem_limit, red, cog, client, overwrite, quiet):
+    import numpy as np
+
+    from hadcore.engine import ArraySink, run
     from hadcore.io import ScoreWriter, open_scene, read_ground_truth, read_scores
 
-    scene = open_scene(inp, bands=bands, wavelength_range=wl_range, bad_bands=bad_bands)
+    scene = open_scene(inp, bands=bands, wavelength_range=wl_range, bad_bands=bad_bands, ortho=ortho)
     H, W, B = scene.shape
     if B < det.min_bands:
         raise hadcore.InputError(f"{det.name}: needs at least {det.min_bands} bands, got {B} in {Path(inp).name}")
+    for note in scene.notes:
+        say(quiet, f"{Path(inp).name}: {note}")
     n_bands = red[1] if red else B
-    tags = {"source": Path(inp).name}
+    tags = {"source": Path(inp).name, **scene.band_tags()}
     if red:
         tags["reduce"] = f"{red[0]}:{red[1]}"
+    Ho, Wo = scene.output_shape
     with ProgressBar(f"{det.name} {Path(inp).name}", quiet) as bar:
-        with ScoreWriter(score_out, H, W, crs=scene.crs, transform=scene.transform, input_nodata=scene.nodata,
+        with ScoreWriter(score_out, Ho, Wo, crs=scene.crs, transform=scene.transform, input_nodata=scene.nodata,
                          detector=det.name, params=det.get_params(), n_bands=n_bands, normalize=normalize,
-                         overwrite=overwrite, extra_tags=tags, cog=cog) as sink:
+                         overwrite=overwrite, extra_tags=tags, cog=cog) as writer:
+            # a swath product written on its map grid: the (one-band, small) swath scores are kept, then
+            # written through the lookup table
+            sink = ArraySink(H, W) if scene.output is not None else writer
             if client is not None:
                 from hadcore.distributed import run_distributed
 
@@ -255,16 +322,22 @@ def _detect_one(det, inp, score_out, vec_out, *, bands, wl_range, bad_bands, thr
                                 reduce=red)
             else:
                 run(det, scene.source, sink, mem_limit_mb=mem_limit, progress=bar, reduce=red)
+            if scene.output is not None:
+                for r0 in range(0, Ho, 256):
+                    writer.write(r0, 0, scene.output.remap(sink.array, r0, min(r0 + 256, Ho)))
     say(quiet, f"wrote {score_out}")
     record = {"input": str(inp), "scores": str(score_out)}
     scores = None
     gt = None
-    if gt_path:
-        gt = read_ground_truth(gt_path, (H, W))
+    if gt_path or scene.gt_path:
+        gt = read_ground_truth(gt_path or scene.gt_path)
+        if scene.output is not None and gt.shape == (H, W):  # swath ground truth onto the map grid
+            gt = np.nan_to_num(scene.output.remap(gt.astype(np.float32))).astype(np.uint8)
+        if gt.shape != (Ho, Wo):
+            raise hadcore.InputError(f"ground truth {gt_path or scene.gt_path} is {gt.shape[0]} x {gt.shape[1]} "
+                                     f"pixels, the score layer {Ho} x {Wo}")
     elif scene.gt is not None:
         gt = scene.gt
-    elif scene.gt_path:
-        gt = read_ground_truth(scene.gt_path, (H, W))
     if vec_out is not None or gt is not None:
         scores, _, _ = read_scores(score_out)  # one band: the input is B times larger
     if vec_out is not None:

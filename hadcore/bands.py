@@ -9,7 +9,7 @@ import numpy as np
 
 from .errors import ParameterError
 
-__all__ = ["parse_band_spec", "select_by_wavelength", "select_bands"]
+__all__ = ["parse_band_spec", "select_by_wavelength", "select_bands", "choose_bands", "WATER_VAPOUR_NM"]
 
 _ITEM = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$")
 
@@ -70,3 +70,80 @@ def select_bands(
     if not idx:
         raise ParameterError("the band selection leaves no band")
     return idx
+
+
+# ------------------------------------------------------------------------------ products: good and bad bands
+#: water-vapour absorption windows of reflective (VNIR/SWIR) sensors, nm: the 1.4 and 1.9 um bands and the
+#: low-signal end of the SWIR, where radiance is near zero and reflectance retrievals are noise
+WATER_VAPOUR_NM = ((1350.0, 1450.0), (1800.0, 1950.0), (2450.0, float("inf")))
+
+
+def wavelength_range_nm(lo: float, hi: float):
+    """A user's LO:HI in nm; both below 30 reads as micrometres (no VSWIR or TIR band centre is < 30 nm)."""
+    if hi < 30:
+        return lo * 1e3, hi * 1e3
+    return lo, hi
+
+
+def choose_bands(
+    n_bands: int,
+    *,
+    wavelengths_nm: Optional[Sequence[float]] = None,
+    good: Optional[Sequence[bool]] = None,
+    reflective: bool = True,
+    bands: Optional[str] = None,
+    wavelength_range: Optional[Sequence[float]] = None,
+    bad_bands: Optional[str] = None,
+    constant=None,
+):
+    """The 0-based bands a run uses, and one note per reason a band was dropped.
+
+    ``good``: the product's own flags (``good_wavelengths``, ``bbl``, placeholders), dropped by default.
+    ``bad_bands``: None (drop the product's flags), ``"none"`` (keep every band), ``"auto"`` (also the
+    water-vapour windows of a reflective sensor, and constant or all-nodata bands: ``constant(idx)`` returns
+    a bool per candidate band), or a 1-based spec of more bands to drop; tokens combine (``"auto,1-5"``).
+    ``wavelength_range`` (LO, HI) in nm (or um: :func:`wavelength_range_nm`).
+    Raises :class:`ParameterError` when nothing is left, saying what removed the bands.
+    """
+    notes: List[str] = []
+    idx = parse_band_spec(bands, n_bands) if bands else list(range(n_bands))
+    wl = None if wavelengths_nm is None else np.asarray(wavelengths_nm, dtype=float)
+    if wavelength_range is not None:
+        lo, hi = wavelength_range_nm(*wavelength_range)
+        keep = set(select_by_wavelength(wl, lo, hi))
+        idx = [i for i in idx if i in keep]
+    tokens = [t.strip() for t in str(bad_bands).split(",")] if bad_bands else []
+    mode = "none" if "none" in (t.lower() for t in tokens) else ("auto" if "auto" in (t.lower() for t in tokens)
+                                                                 else "flags")
+    spec = ",".join(t for t in tokens if t.lower() not in ("auto", "none"))
+    reasons = []
+    if mode != "none" and good is not None:
+        g = np.asarray(good, dtype=bool)
+        flagged = [i for i in idx if not g[i]]
+        if flagged:
+            idx = [i for i in idx if g[i]]
+            reasons.append(f"{len(flagged)} flagged bad by the product")
+    if spec:
+        drop = set(parse_band_spec(spec, n_bands))
+        k = sum(1 for i in idx if i in drop)
+        idx = [i for i in idx if i not in drop]
+        if k:
+            reasons.append(f"{k} listed in --bad-bands")
+    if mode == "auto":
+        if reflective and wl is not None:
+            win = [i for i in idx if any(a <= wl[i] < b for a, b in WATER_VAPOUR_NM)]
+            if win:
+                idx = [i for i in idx if i not in set(win)]
+                reasons.append(f"{len(win)} in water-vapour windows")
+        if constant is not None and idx:
+            flat = np.asarray(constant(idx), dtype=bool)
+            const = [i for i, c in zip(idx, flat) if c]
+            if const:
+                idx = [i for i in idx if i not in set(const)]
+                reasons.append(f"{len(const)} constant or without data")
+    if reasons:
+        notes.append(f"dropped {n_bands - len(idx)} of {n_bands} bands: " + ", ".join(reasons))
+    if not idx:
+        why = f" ({', '.join(reasons)})" if reasons else ""
+        raise ParameterError(f"the band selection leaves no band of {n_bands}{why}")
+    return idx, notes

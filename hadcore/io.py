@@ -699,8 +699,14 @@ class RasterSource:
 
 @dataclass
 class Scene:
-    """A scene opened for streaming: its :class:`RasterSource` (or an in-memory source for .npz/.mat) and
-    georeference; nothing of the cube is read yet (except for the small array formats)."""
+    """A scene opened for streaming: its source (:class:`RasterSource`, a product's source, or an in-memory
+    source for .npz/.mat) and georeference; nothing of the cube is read yet (except the small array formats).
+
+    ``wavelengths``/``fwhm`` of the bands used, in nm (``wavelength_units`` "nm"); ``band_indices`` 0-based
+    into the file's band axis; ``output`` the map grid the scores are written on when it is not the cube's
+    own (EMIT's GLT: ``crs``/``transform`` are then the output grid's); ``product`` the product type
+    ("GDAL raster" for plain rasters); ``notes`` what was decided on the way (dropped bands...).
+    """
 
     source: Any
     crs: Any = None
@@ -713,15 +719,115 @@ class Scene:
     path: Optional[str] = None
     gt_path: Optional[str] = None
     gt: Optional[np.ndarray] = None
+    fwhm: Optional[np.ndarray] = None
+    product: str = "raster"
+    output: Any = None
+    notes: List[str] = field(default_factory=list)
+    all_wavelengths: Optional[np.ndarray] = None
+    good: Optional[np.ndarray] = None
 
     @property
     def shape(self):
         return self.source.shape
 
+    @property
+    def output_shape(self):
+        """(height, width) of the score layer."""
+        if self.output is not None:
+            return self.output.height, self.output.width
+        return tuple(self.source.shape[:2])
+
+    def band_tags(self) -> Dict[str, str]:
+        """Dataset tags of a score layer saying what was used: band count, wavelength range, product."""
+        tags = {"bands_used": str(len(self.band_indices)), "product": self.product}
+        if self.wavelengths is not None and len(self.wavelengths):
+            tags["wavelength_range_nm"] = f"{float(np.nanmin(self.wavelengths)):.2f}-{float(np.nanmax(self.wavelengths)):.2f}"
+        if self.output is not None:
+            tags["geometry"] = f"swath scores mapped by the {self.output.description}"
+        return tags
+
+
+def band_metadata(src, n: int):
+    """(wavelengths nm or None, fwhm nm or None, good bool (n,)) of a GDAL raster, from (in this order) GDAL's
+    IMAGERY domain (``CENTRAL_WAVELENGTH_UM``, ``FWHM_UM``, GDAL >= 3.10), band-level ``wavelength`` /
+    ``wavelength_units`` / ``fwhm`` / ``bbl`` keys (EnMAP-Box, GDAL's ENVI driver), the ENVI domain
+    (``wavelength``, ``fwhm``, ``bbl``, ``wavelength_units``), then numeric band descriptions."""
+    from .products.base import to_nanometres
+
+    good = np.ones(n, dtype=bool)
+    wl = fw = None
+    # 1. IMAGERY domain (micrometres by definition)
+    try:
+        im = [src.tags(i, ns="IMAGERY") for i in range(1, n + 1)]
+        if all("CENTRAL_WAVELENGTH_UM" in t for t in im):
+            wl = np.array([float(t["CENTRAL_WAVELENGTH_UM"]) for t in im]) * 1e3
+            if all("FWHM_UM" in t for t in im):
+                fw = np.array([float(t["FWHM_UM"]) for t in im]) * 1e3
+    except (ValueError, KeyError, TypeError):
+        wl = fw = None
+    # 2. band-level keys
+    tags = [{k.lower(): v for k, v in src.tags(i).items()} for i in range(1, n + 1)]
+    if wl is None:
+        vals, units = _parse_wavelengths(src, n)
+        if vals is not None:
+            wl = to_nanometres(vals, units)
+            if fw is None and all("fwhm" in t for t in tags):
+                try:
+                    fw = to_nanometres([float(t["fwhm"]) for t in tags], units or tags[0].get("wavelength_units"))
+                except ValueError:
+                    fw = None
+    if wl is not None and not (np.all(np.isfinite(wl)) and wl.min() >= 200 and wl.max() <= 20000):
+        wl = fw = None  # band numbers ("band 1", ENVI's wavelength = {1, 2, ...}), not wavelengths
+    if all("bbl" in t for t in tags):
+        try:
+            good = np.array([float(t["bbl"]) != 0 for t in tags])
+        except ValueError:
+            pass
+    # 3. the ENVI domain
+    envi = {k.lower(): v for k, v in src.tags(ns="ENVI").items()} if "ENVI" in (src.tag_namespaces() or []) else {}
+    num = re.compile(r"[-+]?\d*\.?\d+(?:[eE][-+]?\d+)?")
+    if fw is None and "fwhm" in envi:
+        v = [float(x) for x in num.findall(envi["fwhm"])]
+        if len(v) == n:
+            fw = to_nanometres(v, envi.get("wavelength_units") or envi.get("wavelength units"))
+    if "bbl" in envi:
+        v = [float(x) for x in num.findall(envi["bbl"])]
+        if len(v) == n:
+            good = np.array(v) != 0
+    return wl, fw, good
+
+
+def constant_bands(source, max_rows: int = 64) -> np.ndarray:
+    """bool per band of ``source``: constant or without any finite value, from up to ``max_rows`` rows spread
+    over the scene (a sample: a band constant there but not elsewhere is kept only if it varies there)."""
+    H = source.shape[0]
+    B = source.shape[2]
+    lo = np.full(B, np.inf)
+    hi = np.full(B, -np.inf)
+    step = max(1, H // max_rows)
+    nd = getattr(source, "nodata", None)
+    for r in range(0, H, step):
+        X = np.asarray(source.read(r, r + 1, 0, source.shape[1]), dtype=np.float64).reshape(-1, B)
+        if nd is not None and not np.isnan(nd):
+            X = np.where(X == nd, np.nan, X)
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            lo = np.fmin(lo, np.nanmin(X, axis=0))
+            hi = np.fmax(hi, np.nanmax(X, axis=0))
+    return ~(hi > lo)
+
 
 def open_scene(path, bands: Optional[str] = None, wavelength_range: Optional[Sequence[float]] = None,
-               bad_bands: Optional[str] = None) -> Scene:
-    """Open a scene for the streaming engine without reading its cube (see :func:`read_raster` for formats)."""
+               bad_bands: Optional[str] = None, ortho: bool = True) -> Scene:
+    """Open a scene for the streaming engine without reading its cube.
+
+    Sensor products (EMIT, EnMAP, PRISMA, AVIRIS, DESIS, HyTES: :mod:`hadcore.products`) are recognised by
+    content; anything else GDAL opens is a plain raster, and .npz/.mat benchmark files are read whole.
+    Bands: :func:`hadcore.bands.choose_bands` (the product's bad-band flags dropped by default;
+    ``bad_bands="auto"`` also drops water-vapour windows and constant bands). ``ortho=False`` keeps a
+    swath product's sensor geometry instead of its map grid.
+    """
+    from .bands import choose_bands
     from .engine import ArraySource
 
     p = Path(path)
@@ -730,9 +836,27 @@ def open_scene(path, bands: Optional[str] = None, wavelength_range: Optional[Seq
     if p.is_dir():
         raise FileError(f"input is a folder, not a raster: {path}")
     if p.suffix.lower() in ARRAY_SUFFIXES:
-        r = read_raster(p, bands=bands, wavelength_range=wavelength_range, bad_bands=bad_bands)
+        r = read_raster(p, bands=bands, wavelength_range=wavelength_range,
+                        bad_bands=None if str(bad_bands).lower() in ("auto", "none") else bad_bands)
         return Scene(source=ArraySource(r.cube, r.mask, name=p.name), band_indices=r.band_indices,
-                     n_source_bands=r.n_source_bands, path=str(p), gt=r.gt)
+                     n_source_bands=r.n_source_bands, path=str(p), gt=r.gt, product="benchmark array")
+    from .products import open_product
+
+    product = open_product(p)
+    if product is not None:
+        n = int(product.shape[2])
+        idx, notes = choose_bands(n, wavelengths_nm=product.wavelengths, good=product.good,
+                                  reflective=product.reflective, bands=bands, wavelength_range=wavelength_range,
+                                  bad_bands=bad_bands, constant=lambda cand: constant_bands(product.source(cand)))
+        grid = product.grid(ortho)
+        wl = product.wavelengths
+        return Scene(source=product.source(idx),
+                     crs=grid.crs if grid is not None else product.crs,
+                     transform=grid.transform if grid is not None else product.transform,
+                     nodata=None, wavelengths=None if wl is None else wl[idx], wavelength_units="nm",
+                     band_indices=idx, n_source_bands=n, path=str(p), gt_path=product.gt_path,
+                     fwhm=None if product.fwhm is None else product.fwhm[idx], product=product.kind,
+                     output=grid, notes=list(product.notes) + notes, all_wavelengths=wl, good=product.good)
     import rasterio
 
     with _gdal_env():
@@ -740,14 +864,21 @@ def open_scene(path, bands: Optional[str] = None, wavelength_range: Optional[Seq
     with src, warnings.catch_warnings():
         warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
         n = src.count
-        wl, units = _parse_wavelengths(src, n)
-        idx = select_bands(n, bands, wavelength_range, wl, bad_bands)
+        wl, fw, good = band_metadata(src, n)
         bs = src.block_shapes[0] if src.block_shapes else None
+
+        def constant(cand):
+            return constant_bands(RasterSource(p, [i + 1 for i in cand], src.nodata, (src.height, src.width), bs))
+
+        idx, notes = choose_bands(n, wavelengths_nm=wl, good=good, bands=bands, wavelength_range=wavelength_range,
+                                  bad_bands=bad_bands, constant=constant)
         source = RasterSource(p, [i + 1 for i in idx], src.nodata, (src.height, src.width), bs)
         gp = ground_truth_path(p)
         return Scene(source=source, crs=src.crs, transform=src.transform, nodata=src.nodata,
-                     wavelengths=None if wl is None else wl[idx], wavelength_units=units, band_indices=idx,
-                     n_source_bands=n, path=str(p), gt_path=str(gp) if gp else None)
+                     wavelengths=None if wl is None else wl[idx], wavelength_units="nm", band_indices=idx,
+                     n_source_bands=n, path=str(p), gt_path=str(gp) if gp else None,
+                     fwhm=None if fw is None else fw[idx], product=f"{src.driver} raster", notes=notes,
+                     all_wavelengths=wl, good=good)
 
 
 _WRITE_FAILURE = re.compile(r"no space left|disk quota|not enough space|_tiff\w*proc|write error|error \d+:", re.I)
