@@ -20,7 +20,9 @@ SUDO=""
 if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
 
 missing=()
-for pkg in qgis python3-qgis qgis-providers; do
+# python3-rasterio, -h5py, -netcdf4: the sensor-product readers inside QGIS (Debian builds link the same GDAL
+# and HDF5 as QGIS; pip wheels bundle their own and crash there)
+for pkg in qgis python3-qgis qgis-providers python3-rasterio python3-h5py python3-netcdf4; do
     if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
         missing+=("$pkg")
     fi

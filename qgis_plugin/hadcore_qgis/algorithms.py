@@ -15,6 +15,7 @@ import time
 
 import numpy as np
 from qgis.core import (
+    QgsCoordinateReferenceSystem,
     QgsFeature,
     QgsFeatureSink,
     QgsField,
@@ -42,8 +43,12 @@ from . import gdal_io
 from .helptext import detector_help, family_group
 from .loader import load_hadcore
 
-COMMON_NAMES = ("INPUT", "BANDS", "SCALE", "OUTPUT", "THRESHOLD", "CONNECTIVITY", "MIN_SIZE", "DETECTIONS",
-                "N_DETECTIONS", "SECONDS")
+COMMON_NAMES = ("INPUT", "PRODUCT", "BANDS", "BAD_BANDS", "SCALE", "OUTPUT", "THRESHOLD", "CONNECTIVITY",
+                "MIN_SIZE", "DETECTIONS", "N_DETECTIONS", "SECONDS")
+#: the file filter of the PRODUCT input (sniffing is by content: "All files" for AVIRIS-NG images without
+#: an extension)
+PRODUCT_FILTER = ("Sensor products (*.nc *.NC *.he5 *.HE5 *.h5 *.hdf5 *.xml *.XML *.hdr *.img *.dat *.bsq *.bil "
+                  "*.bip *.tif *.TIF *.tiff);;All files (*)")
 CONNECTIVITY_OPTIONS = ["8 (corners touch)", "4 (edges only)"]
 DEFAULT_THRESHOLD = "percentile:99.5"
 
@@ -170,10 +175,19 @@ class DetectorAlgorithm(_Base):
 
     # ------------------------------------------------------------------ parameters
     def initAlgorithm(self, config=None):
-        self.addParameter(QgsProcessingParameterRasterLayer("INPUT", tr("Hyperspectral raster")))
+        self.addParameter(QgsProcessingParameterRasterLayer("INPUT", tr("Hyperspectral raster"), optional=True))
+        self.addParameter(QgsProcessingParameterFile(
+            "PRODUCT", tr("or a sensor product file (EMIT .nc, PRISMA .he5, EnMAP METADATA.XML, AVIRIS / HyTES / "
+                          "DESIS)"), behavior=QgsProcessingParameterFile.File, fileFilter=PRODUCT_FILTER,
+            optional=True))
         bands = QgsProcessingParameterString("BANDS", tr("Bands (1-based, e.g. 1-50,60; empty = all)"),
                                              defaultValue="", optional=True)
         self.addParameter(bands)
+        bad = QgsProcessingParameterString(
+            "BAD_BANDS", tr("Bad bands to drop besides the product's flags ('auto' = also water-vapour windows and "
+                            "constant bands; 'none' = keep all; or 1-based bands)"), defaultValue="", optional=True)
+        bad.setFlags(bad.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        self.addParameter(bad)
         for p in self._cls.params:
             self.addParameter(_qgis_parameter(p))
         self.addParameter(QgsProcessingParameterBoolean("SCALE", tr("Scale scores to 0-1"), defaultValue=False))
@@ -222,15 +236,39 @@ class DetectorAlgorithm(_Base):
     def _run(self, hc, parameters, context, feedback):
         from hadcore.bands import parse_band_spec
 
-        layer, ds = self._raster(parameters, "INPUT", context)
-        info = gdal_io.raster_info(ds)
         spec = (self.parameterAsString(parameters, "BANDS", context) or "").strip()
-        bands = parse_band_spec(spec, info.count) if spec else list(range(info.count))
+        bad = (self.parameterAsString(parameters, "BAD_BANDS", context) or "").strip() or None
+        product_path = (self.parameterAsFile(parameters, "PRODUCT", context) or "").strip()
+        has_layer = parameters.get("INPUT") not in (None, "")
+        if bool(product_path) == has_layer:
+            raise QgsProcessingException("give either a raster layer (INPUT) or a sensor product file (PRODUCT)")
+        scene = None
+        if product_path:
+            # a product GDAL cannot open as a layer: hadcore's readers (they need h5py / rasterio)
+            from hadcore.io import open_scene
+
+            scene = open_scene(product_path, bands=spec or None, bad_bands=bad)
+            Ho, Wo = scene.output_shape
+            info = gdal_io.RasterInfo(path=product_path, width=Wo, height=Ho, count=scene.n_source_bands,
+                                      geotransform=None if scene.transform is None else tuple(scene.transform.to_gdal()),
+                                      projection="" if scene.crs is None else scene.crs.to_wkt())
+            bands = list(scene.band_indices)
+            crs = QgsCoordinateReferenceSystem(info.projection) if info.projection else QgsCoordinateReferenceSystem()
+            for note in scene.notes:
+                feedback.pushInfo(f"{os.path.basename(product_path)}: {note}")
+        else:
+            layer, ds = self._raster(parameters, "INPUT", context)
+            info = gdal_io.raster_info(ds)
+            bands = parse_band_spec(spec, info.count) if spec else list(range(info.count))
+            if bad:
+                drop = set(parse_band_spec(bad, info.count)) if bad.lower() not in ("auto", "none") else set()
+                bands = [b for b in bands if b not in drop]
+            crs = layer.crs()
         detector = self._cls(**self._detector_values(parameters, context))
         threshold = (self.parameterAsString(parameters, "THRESHOLD", context) or "").strip() or DEFAULT_THRESHOLD
         scale = self.parameterAsBool(parameters, "SCALE", context)
         sink, sink_id = self.parameterAsSink(parameters, "DETECTIONS", context, detection_fields(),
-                                             QgsWkbTypes.MultiPolygon, layer.crs())
+                                             QgsWkbTypes.MultiPolygon, crs)
         if sink is not None:
             from hadcore.threshold import parse_threshold
 
@@ -242,12 +280,12 @@ class DetectorAlgorithm(_Base):
         from hadcore.engine import run as run_engine
 
         mem_limit = self.parameterAsInt(parameters, "MEM_LIMIT", context)
-        source = gdal_io.GdalSource(ds, bands)
+        source = scene.source if scene is not None else gdal_io.GdalSource(ds, bands)
         out_path = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
         metadata = {
             "HADCORE_DETECTOR": self._name,
             "HADCORE_PARAMS": json.dumps(detector.get_params(), sort_keys=True),
-            "HADCORE_BANDS": spec or f"1-{info.count}",
+            "HADCORE_BANDS": _band_ranges(bands),
             "HADCORE_N_BANDS": str(len(bands)),
             "HADCORE_SCALED": "yes" if scale else "no",
             "HADCORE_VERSION": hc.__version__,
@@ -256,8 +294,18 @@ class DetectorAlgorithm(_Base):
                                       metadata=metadata)
         t0 = time.perf_counter()
         try:
-            _, run_info = run_engine(detector, source, out, mem_limit_mb=mem_limit or None,
-                                     progress=self._progress(feedback, 0.0, 90.0))
+            if scene is not None and scene.output is not None:
+                # a swath product (EMIT): swath scores (one band, small), written through its lookup table
+                from hadcore.engine import ArraySink
+
+                swath = ArraySink(*source.shape[:2])
+                _, run_info = run_engine(detector, source, swath, mem_limit_mb=mem_limit or None,
+                                         progress=self._progress(feedback, 0.0, 90.0))
+                for r0 in range(0, info.height, 256):
+                    out.write(r0, 0, scene.output.remap(swath.array, r0, min(r0 + 256, info.height)))
+            else:
+                _, run_info = run_engine(detector, source, out, mem_limit_mb=mem_limit or None,
+                                         progress=self._progress(feedback, 0.0, 90.0))
             if scale:
                 out.rescale()
             out.close()
@@ -285,6 +333,19 @@ class DetectorAlgorithm(_Base):
             results.update(DETECTIONS=sink_id, N_DETECTIONS=n)
         feedback.setProgress(100.0)
         return results
+
+
+def _band_ranges(bands) -> str:
+    """1-based ranges of 0-based band indices: [0, 1, 2, 5] -> "1-3,6"."""
+    out, start, prev = [], None, None
+    for b in list(bands) + [None]:
+        if b is not None and prev is not None and b == prev + 1:
+            prev = b
+            continue
+        if start is not None:
+            out.append(f"{start + 1}" if start == prev else f"{start + 1}-{prev + 1}")
+        start = prev = b
+    return ",".join(out)
 
 
 def _qgis_parameter(p):
@@ -379,7 +440,7 @@ class VectorizeAlgorithm(_Base):
             raise QgsProcessingException(str(exc)) from None
         feedback.setProgress(50.0)
         sink, sink_id = self.parameterAsSink(parameters, "OUTPUT", context, detection_fields(),
-                                             QgsWkbTypes.MultiPolygon, layer.crs())
+                                             QgsWkbTypes.MultiPolygon, crs)
         if sink is None:
             raise QgsProcessingException(self.invalidSinkError(parameters, "OUTPUT"))
         n = write_detections(sink, labels, table, info, conn, feedback)
