@@ -52,7 +52,7 @@ _ENCODING_ATTRS = ("scale_factor", "add_offset", "_FillValue", "missing_value", 
 
 
 def detect(name, source, *, mask=None, client=None, mem_limit_mb: Optional[float] = None, reduce=None,
-           progress=None, **params):
+           progress=None, wavelength_range=None, bad_bands=None, band_spec=None, **params):
     """Run detector ``name`` (a registry name, or a configured :class:`~hadcore.base.Detector`) on ``source``.
 
     ``source`` is one of:
@@ -73,15 +73,28 @@ def detect(name, source, *, mask=None, client=None, mem_limit_mb: Optional[float
       scores are a ``map_overlap`` over blocks sized by the memory budget, with the detector's halo (scene
       tiles of whole-scene detectors are blended, as the streaming engine does).
 
+    Bands (as the CLI's ``--bands``, ``--wavelengths``, ``--bad-bands``; :func:`hadcore.bands.choose_bands`):
+    ``band_spec`` 1-based ("1-50,60"), ``wavelength_range`` (LO, HI) in nm (or um), ``bad_bands`` ("auto",
+    "none" or a spec). For a path, the product's own bad-band flags are dropped by default; for a DataArray,
+    a band coordinate holding wavelengths (values in nm or um, or a ``wavelength(s)`` coordinate along the
+    band axis, with a ``units`` attribute) feeds the wavelength range, and a ``good_wavelengths`` or ``bbl``
+    coordinate the flags.
+
     ``mask``: optional (H, W) bool, True = valid. ``reduce``: ``"pca:K"`` (or ("pca", K)). ``progress``: a
     :class:`~hadcore.progress.Progress` or a callback ``f(fraction, message)`` (for a dask array it covers the
     fit only). ``params``: the detector's parameters. Scores: higher = more anomalous, NaN where invalid.
     """
     det = _detector(name, params)
+    sel = dict(bands=band_spec, wavelength_range=wavelength_range, bad_bands=bad_bands)
     if isinstance(source, (str, os.PathLike)):
-        return _detect_path(det, source, mask, client, mem_limit_mb, reduce, progress)
+        return _detect_path(det, source, mask, client, mem_limit_mb, reduce, progress, sel)
     if _is_xarray(source):
-        return _detect_xarray(det, source, mask, client, mem_limit_mb, reduce, progress)
+        return _detect_xarray(det, source, mask, client, mem_limit_mb, reduce, progress, sel)
+    if band_spec or wavelength_range or bad_bands:
+        from .bands import choose_bands
+
+        idx, _ = choose_bands(int(np.shape(source)[2]), **sel)
+        source = source[:, :, idx]
     if _is_dask(source):
         return _detect_dask(det, source, mask, None, client, mem_limit_mb, reduce, progress)
     return _detect_numpy(det, source, mask, None, client, mem_limit_mb, reduce, progress)
@@ -143,10 +156,23 @@ def _run(det, src: Source, client, mem_limit_mb, reduce, progress) -> np.ndarray
     return sink.array
 
 
-def _detect_path(det, path, mask, client, mem_limit_mb, reduce, progress) -> np.ndarray:
+def _detect_path(det, path, mask, client, mem_limit_mb, reduce, progress, sel) -> np.ndarray:
     from .io import open_scene
 
-    scene = open_scene(path)
+    scene = open_scene(path, **sel)
+    if scene.output is not None:  # a swath product: scores on its map grid, as the CLI writes them
+        swath = _detect_path_swath(det, scene, mask, client, mem_limit_mb, reduce, progress)
+        return scene.output.remap(swath)
+    src = scene.source if mask is None else _MaskedSource(scene.source, mask)
+    try:
+        return _run(det, src, client, mem_limit_mb, reduce, progress)
+    finally:
+        close = getattr(scene.source, "close", None)
+        if close is not None:
+            close()
+
+
+def _detect_path_swath(det, scene, mask, client, mem_limit_mb, reduce, progress):
     src = scene.source if mask is None else _MaskedSource(scene.source, mask)
     try:
         return _run(det, src, client, mem_limit_mb, reduce, progress)
@@ -199,10 +225,45 @@ def _xarray_nodata(arr) -> Optional[float]:
     return None
 
 
-def _detect_xarray(det, arr, mask, client, mem_limit_mb, reduce, progress):
+def _xarray_band_metadata(arr, bdim):
+    """(wavelengths nm or None, good bool or None) from the band axis' coordinates."""
+    from .products.base import to_nanometres
+
+    wl = good = None
+    for name in [bdim, "wavelength", "wavelengths", "wl", "center_wavelength"]:
+        c = arr.coords.get(name)
+        if c is None or c.dims != (bdim,) or not np.issubdtype(c.dtype, np.number):
+            continue
+        v = to_nanometres(np.asarray(c.values, dtype=float), c.attrs.get("units") or c.attrs.get("wavelength_units")
+                          or arr.attrs.get("wavelength_units"))
+        if v is not None and np.all(np.isfinite(v)) and v.min() >= 200 and v.max() <= 20000:
+            wl = v  # band numbers (rioxarray's 1..B) are not wavelengths
+            break
+    for name in ("good_wavelengths", "bbl", "good_bands"):
+        c = arr.coords.get(name)
+        if c is not None and c.dims == (bdim,):
+            good = np.asarray(c.values).astype(float) != 0
+            break
+    return wl, good
+
+
+def _detect_xarray(det, arr, mask, client, mem_limit_mb, reduce, progress, sel=None):
     import xarray as xr
 
     ydim, xdim, bdim = _xarray_dims(arr)
+    wl, good = _xarray_band_metadata(arr, bdim)
+    sel = sel or {}
+    if good is not None or any(sel.values()):
+        from .bands import choose_bands
+
+        def constant(idx):
+            sample = arr.isel({bdim: idx}).transpose(ydim, xdim, bdim)[:: max(1, arr.sizes[ydim] // 64)]
+            v = np.asarray(sample.values, dtype=np.float64).reshape(-1, len(idx))
+            with np.errstate(invalid="ignore"):
+                return ~(np.nanmax(v, axis=0) > np.nanmin(v, axis=0))
+
+        idx, _ = choose_bands(arr.sizes[bdim], wavelengths_nm=wl, good=good, constant=constant, **sel)
+        arr = arr.isel({bdim: idx})
     data = arr.transpose(ydim, xdim, bdim).data
     if mask is not None and _is_xarray(mask):
         mask = mask.transpose(ydim, xdim).data
@@ -212,8 +273,12 @@ def _detect_xarray(det, arr, mask, client, mem_limit_mb, reduce, progress):
     else:
         scores = _detect_numpy(det, data, mask, nodata, client, mem_limit_mb, reduce, progress)
     coords = {k: c for k, c in arr.coords.items() if set(c.dims) <= {ydim, xdim}}
-    attrs = {k: v for k, v in arr.attrs.items() if k not in _ENCODING_ATTRS}
-    attrs.update(detector=det.name, higher_is_more_anomalous="true")
+    # per-band attributes (rioxarray's long_name tuple, GDAL's band statistics) describe the input's bands
+    nb = arr.sizes[bdim]
+    attrs = {k: v for k, v in arr.attrs.items() if k not in _ENCODING_ATTRS and not str(k).startswith("STATISTICS_")
+             and not (isinstance(v, (tuple, list, np.ndarray)) and len(v) == nb)}
+    attrs.update(detector=det.name, higher_is_more_anomalous="true", bands_used=int(nb),
+                 long_name=f"{det.name} anomaly score")
     return xr.DataArray(scores, dims=(ydim, xdim), coords=coords, attrs=attrs, name=f"{det.name}_score")
 
 
