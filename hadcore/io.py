@@ -487,8 +487,13 @@ def write_cube(
     band_names: Optional[Sequence[str]] = None,
     overwrite: bool = False,
     tags: Optional[Dict[str, Any]] = None,
+    fwhm: Optional[Sequence[float]] = None,
+    bbl: Optional[Sequence[bool]] = None,
 ) -> Path:
-    """Write a (H, W, B) cube (or (H, W) image) as a GeoTIFF; wavelengths go to per-band tags."""
+    """Write a (H, W, B) cube (or (H, W) image) as a GeoTIFF.
+
+    Band metadata as EnMAP-Box (and :func:`band_metadata`) read it: band-level ``wavelength``,
+    ``wavelength_units``, ``fwhm`` (same units) and ``bbl`` (1 = good band, 0 = bad) keys."""
     import rasterio
 
     c = np.asarray(cube)
@@ -497,8 +502,9 @@ def write_cube(
     if c.ndim != 3:
         raise InputError(f"expected a (H, W, B) cube, got shape {c.shape}")
     H, W, B = c.shape
-    if wavelengths is not None and len(wavelengths) != B:
-        raise InputError(f"{len(wavelengths)} wavelengths for {B} bands")
+    for what, v in (("wavelengths", wavelengths), ("fwhm values", fwhm), ("bbl flags", bbl)):
+        if v is not None and len(v) != B:
+            raise InputError(f"{len(v)} {what} for {B} bands")
     dtype = np.dtype(c.dtype).name
     if dtype not in ("uint8", "uint16", "int16", "uint32", "int32", "float32", "float64"):
         c, dtype = c.astype(np.float32), "float32"
@@ -512,8 +518,15 @@ def write_cube(
                     dst.set_band_description(i + 1, str(band_names[i]))
                 elif wavelengths is not None:
                     dst.set_band_description(i + 1, f"{float(wavelengths[i]):.4f} {wavelength_units}")
+                band_tags = {}
                 if wavelengths is not None:
-                    dst.update_tags(i + 1, wavelength=f"{float(wavelengths[i]):.6g}", wavelength_units=wavelength_units)
+                    band_tags.update(wavelength=f"{float(wavelengths[i]):.6g}", wavelength_units=wavelength_units)
+                if fwhm is not None:
+                    band_tags["fwhm"] = f"{float(fwhm[i]):.6g}"
+                if bbl is not None:
+                    band_tags["bbl"] = "1" if bbl[i] else "0"
+                if band_tags:
+                    dst.update_tags(i + 1, **band_tags)
             dst.update_tags(hadcore_version=__version__, **{k: str(v) for k, v in (tags or {}).items()})
     return Path(path)
 
