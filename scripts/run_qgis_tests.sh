@@ -27,5 +27,15 @@ trap 'rm -rf "$HADCORE_QGIS_PROFILE" "$REPO/tests_qgis/.qgis-settings"' EXIT
 export QGIS_CUSTOM_CONFIG_PATH="$HADCORE_QGIS_PROFILE"
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$HADCORE_QGIS_PROFILE}"
 
+# test paths given relative to the caller's folder (tests_qgis/test_x.py, tests_qgis/test_x.py::test_y) still
+# name the same files after the cd below
+args=()
+for a in "$@"; do
+    if [[ "$a" != -* && -e "${a%%::*}" ]]; then
+        a="$(cd "$(dirname "${a%%::*}")" && pwd)/$(basename "$a")"
+    fi
+    args+=("$a")
+done
+
 cd "$REPO/tests_qgis"
-"$VENV/bin/python" -m pytest -c "$REPO/tests_qgis/pytest.ini" "$@"
+"$VENV/bin/python" -m pytest -c "$REPO/tests_qgis/pytest.ini" ${args[@]+"${args[@]}"}

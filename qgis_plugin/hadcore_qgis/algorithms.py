@@ -39,7 +39,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QCoreApplication, QVariant
 
-from . import gdal_io
+from . import gdal_io, styling
 from .helptext import detector_help, family_group
 from .loader import load_hadcore
 
@@ -331,6 +331,10 @@ class DetectorAlgorithm(_Base):
             n = write_detections(sink, labels, table, info, conn, feedback)
             feedback.pushInfo(f"{n} detection(s) at threshold {threshold}")
             results.update(DETECTIONS=sink_id, N_DETECTIONS=n)
+        # when Processing loads the outputs: named after detector and input, styled, detections on top
+        styling.attach_detector_outputs(context, self._name,
+                                        styling.source_name(product_path) if product_path else layer.name(),
+                                        out_path, sink_id if sink is not None else None)
         feedback.setProgress(100.0)
         return results
 
@@ -440,12 +444,13 @@ class VectorizeAlgorithm(_Base):
             raise QgsProcessingException(str(exc)) from None
         feedback.setProgress(50.0)
         sink, sink_id = self.parameterAsSink(parameters, "OUTPUT", context, detection_fields(),
-                                             QgsWkbTypes.MultiPolygon, crs)
+                                             QgsWkbTypes.MultiPolygon, layer.crs())
         if sink is None:
             raise QgsProcessingException(self.invalidSinkError(parameters, "OUTPUT"))
         n = write_detections(sink, labels, table, info, conn, feedback)
         thr = table[0]["threshold"] if table else float("nan")
         feedback.pushInfo(f"{n} detection(s) at threshold {threshold}")
+        styling.attach(context, sink_id, styling.DETECTIONS, styling.vectorize_name(layer.name(), threshold))
         return {"OUTPUT": sink_id, "N_DETECTIONS": n, "THRESHOLD_VALUE": thr}
 
 
