@@ -830,6 +830,17 @@ def constant_bands(source, max_rows: int = 64) -> np.ndarray:
     return ~(hi > lo)
 
 
+def _choose(path, n, **kw):
+    """:func:`hadcore.bands.choose_bands`, its one-line errors naming the file (batch runs over folders)."""
+    from .bands import choose_bands
+    from .errors import ParameterError
+
+    try:
+        return choose_bands(n, **kw)
+    except ParameterError as exc:
+        raise ParameterError(f"{Path(path).name}: {exc}") from None
+
+
 def open_scene(path, bands: Optional[str] = None, wavelength_range: Optional[Sequence[float]] = None,
                bad_bands: Optional[str] = None, ortho: bool = True) -> Scene:
     """Open a scene for the streaming engine without reading its cube.
@@ -858,7 +869,7 @@ def open_scene(path, bands: Optional[str] = None, wavelength_range: Optional[Seq
     product = open_product(p)
     if product is not None:
         n = int(product.shape[2])
-        idx, notes = choose_bands(n, wavelengths_nm=product.wavelengths, good=product.good,
+        idx, notes = _choose(p, n, wavelengths_nm=product.wavelengths, good=product.good,
                                   reflective=product.reflective, bands=bands, wavelength_range=wavelength_range,
                                   bad_bands=bad_bands, constant=lambda cand: constant_bands(product.source(cand)))
         grid = product.grid(ortho)
@@ -870,6 +881,25 @@ def open_scene(path, bands: Optional[str] = None, wavelength_range: Optional[Seq
                      band_indices=idx, n_source_bands=n, path=str(p), gt_path=product.gt_path,
                      fwhm=None if product.fwhm is None else product.fwhm[idx], product=product.kind,
                      output=grid, notes=list(product.notes) + notes, all_wavelengths=wl, good=product.good)
+    from .products.base import is_hdf5
+
+    if is_hdf5(p):
+        # an HDF5 file no reader claims: one HDF5 cannot open (truncated, corrupt) would go to GDAL, whose HDF5
+        # driver prints HDF5's error stack on stderr and calls it "not recognized as a supported format"
+        try:
+            import h5py
+        except ImportError:
+            h5py = None
+        if h5py is not None:
+            try:
+                try:
+                    f = h5py.File(p, "r", locking=False)  # read-only needs no lock (it fails on some file systems)
+                except TypeError:  # pragma: no cover - h5py < 3.5
+                    f = h5py.File(p, "r")
+                f.close()
+            except Exception as exc:
+                why = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                raise FileError(f"cannot read {p} (corrupt or truncated HDF5 file: {why})") from None
     import rasterio
 
     with _gdal_env():
@@ -883,7 +913,7 @@ def open_scene(path, bands: Optional[str] = None, wavelength_range: Optional[Seq
         def constant(cand):
             return constant_bands(RasterSource(p, [i + 1 for i in cand], src.nodata, (src.height, src.width), bs))
 
-        idx, notes = choose_bands(n, wavelengths_nm=wl, good=good, bands=bands, wavelength_range=wavelength_range,
+        idx, notes = _choose(p, n, wavelengths_nm=wl, good=good, bands=bands, wavelength_range=wavelength_range,
                                   bad_bands=bad_bands, constant=constant)
         source = RasterSource(p, [i + 1 for i in idx], src.nodata, (src.height, src.width), bs)
         gp = ground_truth_path(p)
