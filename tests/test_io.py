@@ -162,3 +162,25 @@ def test_band_metadata_round_trip_as_enmap_box_reads_it(tmp_path):
     # 'auto' also drops the 2.2 um band? no: only beyond 2.45 um; 1.4 um is already flagged
     assert open_scene(p, bad_bands="auto").band_indices == [0, 1, 2, 4, 5]
     assert open_scene(p, wavelength_range=(500, 1700)).band_indices == [1, 2, 4]
+
+
+def test_wavelengths_from_gdal_imagery_domain_first(tmp_path):
+    """GDAL >= 3.10's IMAGERY domain (CENTRAL_WAVELENGTH_UM, FWHM_UM) wins over band-level keys."""
+    import rasterio
+
+    from hadcore.io import open_scene
+
+    cube = np.random.default_rng(1).random((8, 9, 4)).astype(np.float32)
+    p = write_cube(tmp_path / "im.tif", cube, wavelengths=[1, 2, 3, 4], wavelength_units="nm")  # band numbers
+    with rasterio.open(p, "r+") as ds:
+        for i, (c, f) in enumerate([(0.5, 0.01), (0.6, 0.01), (0.7, 0.012), (0.8, 0.012)], start=1):
+            ds.update_tags(i, ns="IMAGERY", CENTRAL_WAVELENGTH_UM=str(c), FWHM_UM=str(f))
+    sc = open_scene(p)
+    np.testing.assert_allclose(sc.wavelengths, [500, 600, 700, 800])
+    np.testing.assert_allclose(sc.fwhm, [10, 10, 12, 12])
+    assert open_scene(p, wavelength_range=(550, 750)).band_indices == [1, 2]
+    # without the IMAGERY domain, band numbers 1..4 "nm" are not wavelengths: a range is refused
+    q = write_cube(tmp_path / "plain.tif", cube, wavelengths=[1, 2, 3, 4], wavelength_units="nm")
+    assert open_scene(q).wavelengths is None
+    with pytest.raises(ParameterError, match="no band wavelengths"):
+        open_scene(q, wavelength_range=(1, 3))
