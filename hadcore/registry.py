@@ -30,6 +30,7 @@ _BUILTIN: Dict[str, str] = {
     "kdad": "hadcore.detectors.kdad:KDAD",
     "lrx": "hadcore.detectors.lrx:LRX",
     "stad": "hadcore.detectors.stad:STAD",
+    "msrfqft": "hadcore.detectors.msrfqft:MsRFQFT",
     "ensemble": "hadcore.detectors.ensemble:Ensemble",
 }
 
