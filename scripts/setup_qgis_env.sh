@@ -21,8 +21,9 @@ if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
 
 missing=()
 # python3-rasterio, -h5py, -netcdf4: the sensor-product readers inside QGIS (Debian builds link the same GDAL
-# and HDF5 as QGIS; pip wheels bundle their own and crash there)
-for pkg in qgis python3-qgis qgis-providers python3-rasterio python3-h5py python3-netcdf4; do
+# and HDF5 as QGIS; pip wheels bundle their own and crash there); xvfb and python3-sklearn: the desktop test
+# (tests_qgis/test_desktop.py: QGIS's GUI under Xvfb, its system Python needs scikit-learn)
+for pkg in qgis python3-qgis qgis-providers python3-rasterio python3-h5py python3-netcdf4 xvfb python3-sklearn; do
     if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
         missing+=("$pkg")
     fi
