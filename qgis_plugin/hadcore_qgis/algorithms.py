@@ -293,6 +293,8 @@ class DetectorAlgorithm(_Base):
         out = gdal_io.FloatRasterSink(out_path, info, description=f"hadcore:{self._name} anomaly score",
                                       metadata=metadata)
         t0 = time.perf_counter()
+        cache = gdal_io.limited_block_cache(64)
+        cache.__enter__()
         try:
             if scene is not None and scene.output is not None:
                 # a swath product (EMIT): swath scores (one band, small), written through its lookup table
@@ -312,6 +314,8 @@ class DetectorAlgorithm(_Base):
         except BaseException:
             out.abort()
             raise
+        finally:
+            cache.__exit__(None, None, None)
         seconds = time.perf_counter() - t0
         ds = None
         source = None

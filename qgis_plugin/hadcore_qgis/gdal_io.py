@@ -58,6 +58,25 @@ def open_raster(path: str):
     return ds
 
 
+class limited_block_cache:
+    """``with`` block holding GDAL's block cache to ``mb`` MB, restored after: GDAL's default (5 % of the RAM)
+    would fill with the input's blocks during a streamed run and count against the memory budget (a
+    1000 x 1000 x 224 layer under MEM_LIMIT=1024 peaked 1194 MB above QGIS's own 348 MB without it)."""
+
+    def __init__(self, mb: int = 64):
+        self.mb = int(mb)
+        self.old = None
+
+    def __enter__(self):
+        self.old = gdal.GetCacheMax()
+        gdal.SetCacheMax(self.mb * 2**20)
+        return self
+
+    def __exit__(self, *exc):
+        gdal.SetCacheMax(self.old)
+        return False
+
+
 def raster_info(ds) -> RasterInfo:
     gt = ds.GetGeoTransform(can_return_null=True)
     return RasterInfo(
