@@ -31,6 +31,7 @@ _BUILTIN: Dict[str, str] = {
     "lrx": "hadcore.detectors.lrx:LRX",
     "stad": "hadcore.detectors.stad:STAD",
     "msrfqft": "hadcore.detectors.msrfqft:MsRFQFT",
+    "pcatlrsr": "hadcore.detectors.pcatlrsr:PCATLRSR",
     "ensemble": "hadcore.detectors.ensemble:Ensemble",
 }
 
