@@ -32,6 +32,7 @@ _BUILTIN: Dict[str, str] = {
     "stad": "hadcore.detectors.stad:STAD",
     "msrfqft": "hadcore.detectors.msrfqft:MsRFQFT",
     "pcatlrsr": "hadcore.detectors.pcatlrsr:PCATLRSR",
+    "pdbsnet": "hadcore.detectors.pdbsnet:PDBSNet",
     "ensemble": "hadcore.detectors.ensemble:Ensemble",
 }
 

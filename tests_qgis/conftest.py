@@ -35,6 +35,7 @@ FAST_PARAMS = {
     "kdad": {"epochs": 2},
     "stad": {"epochs": 2},
     "aed": {"n_iter": 1},
+    "pdbsnet": {"epochs": 2},
 }
 
 
