@@ -77,7 +77,7 @@ class Ensemble(Detector):
         Param("combine", "choice", "mean-range", "How the members' scores are combined.",
               choices=("mean-range", "mean-rank", "fisher", "median-rank")),
         Param("seed", "int", 0, "Seed passed to the members that take one.", min=0),
-        Param("tile", "int", 512, "Side of the scene tiles when streamed (pixels).", min=32, max=8192),
+        Param("tile", "int", 384, "Side of the scene tiles when streamed (pixels).", min=32, max=8192),
         Param("overlap", "int", 32, "Overlap of the scene tiles (pixels).", min=0, max=1024),
     )
 
