@@ -30,6 +30,7 @@ _BUILTIN: Dict[str, str] = {
     "kdad": "hadcore.detectors.kdad:KDAD",
     "lrx": "hadcore.detectors.lrx:LRX",
     "stad": "hadcore.detectors.stad:STAD",
+    "gthad": "hadcore.detectors.gthad:GTHAD",
     "msrfqft": "hadcore.detectors.msrfqft:MsRFQFT",
     "pcatlrsr": "hadcore.detectors.pcatlrsr:PCATLRSR",
     "pdbsnet": "hadcore.detectors.pdbsnet:PDBSNet",

@@ -15,7 +15,7 @@ import hadcore
 from hadcore.errors import InputError
 
 #: parameters that keep the slow (trained) detectors quick on the 24 x 24 crop; behaviour, not quality
-FAST = {"kdad": {"epochs": 5}, "pdbsnet": {"epochs": 5}}
+FAST = {"kdad": {"epochs": 5}, "gthad": {"epochs": 3, "embed": 16}, "pdbsnet": {"epochs": 5}}
 
 
 def crop():

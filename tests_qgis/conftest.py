@@ -36,6 +36,7 @@ FAST_PARAMS = {
     "stad": {"epochs": 2},
     "aed": {"n_iter": 1},
     "pdbsnet": {"epochs": 2},
+    "gthad": {"epochs": 2, "embed": 16},
 }
 
 

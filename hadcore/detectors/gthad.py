@@ -1,0 +1,323 @@
+"""GT-HAD: gated transformer for hyperspectral anomaly detection (Lian et al., IEEE TNNLS 2024)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..base import Context, Detector
+from ..errors import HadcoreError, InputError, ParameterError
+from ..params import Param
+
+__all__ = ["GTHAD"]
+
+
+def _f32(x) -> np.ndarray:
+    """float64 values rounded to float32 precision."""
+    return np.asarray(x, dtype=np.float64).astype(np.float32).astype(np.float64)
+
+
+class SpectralBasis:
+    """The network input of GT-HAD as a fitted per-pixel map (numpy only).
+
+    From the scene's mean, covariance and value range (the whole-scene :class:`~hadcore.stats.Moments`):
+    spectra are min-max scaled by the scene's lowest and highest value over all bands (the public code's
+    ``(x - min) / (max - min)``, one range for the whole cube), centred on the scene mean and projected on
+    the ``components`` leading principal components. The projection is a rotation followed by a
+    truncation, so Euclidean distances between scaled spectra, hence squared reconstruction errors, are
+    kept up to the energy outside the kept components, :meth:`outside`, which the detector adds to the
+    score. ``components = 0`` (or at least the band count) keeps every scaled band as it is: the paper's
+    input, without the rotation.
+    """
+
+    def __init__(self, mean, cov, lo, hi, components: int):
+        B = int(np.asarray(mean).shape[0])
+        self.lo = float(lo)
+        self.span = float(hi - lo) if hi > lo else 1.0
+        self.mean = _f32((np.asarray(mean, dtype=np.float64) - self.lo) / self.span)
+        self.full = components <= 0 or components >= B
+        if self.full:
+            self.V = None
+            self.k = B
+            return
+        C = np.asarray(cov, dtype=np.float64) / self.span ** 2
+        w, V = np.linalg.eigh(0.5 * (C + C.T))
+        V = V[:, ::-1][:, :components]
+        # deterministic signs (largest-magnitude entry of each component positive), then float32 rounding,
+        # so that statistics differing by float rounding (merged block by block) give the same inputs
+        sign = np.sign(V[np.argmax(np.abs(V), axis=0), np.arange(V.shape[1])])
+        V = V * np.where(sign == 0, 1.0, sign)
+        self.V = _f32(V)
+        self.k = int(components)
+
+    def __call__(self, block: np.ndarray, mask: np.ndarray):
+        """(Y (h, w, k) float32, outside (h, w) float64 or None) of a prepared block; 0 at invalid pixels."""
+        h, w, B = block.shape
+        Y = np.zeros((h * w, self.k), dtype=np.float32)
+        out = None if self.full else np.zeros(h * w)
+        X = block.reshape(h * w, B)
+        m = mask.reshape(-1)
+        step = max(1, (16 * 2**20) // (8 * max(B, 1)))
+        for s in range(0, h * w, step):
+            D = (X[s:s + step] - self.lo) / self.span
+            if self.full:
+                Z = D
+            else:
+                D = D - self.mean
+                Z = D @ self.V
+                out[s:s + step] = np.clip(np.einsum("ij,ij->i", D, D) - np.einsum("ij,ij->i", Z, Z), 0.0, None)
+            Y[s:s + step] = Z
+        Y[~m] = 0.0
+        if out is not None:
+            out[~m] = 0.0
+            out = out.reshape(h, w)
+        return Y.reshape(h, w, self.k), out
+
+
+class GTHAD(Detector):
+    r"""GT-HAD: a gated transformer, trained on the scene itself to reconstruct it; score = reconstruction
+    error per pixel (Lian, Wang, Sun and Huang, IEEE TNNLS 2024; public code github.com/jeline0110/GT-HAD).
+
+    **Method** (Sec. III). The scene is cut into overlapping blocks of 9 x 9 pixels every 3 pixels
+    (``same`` padding by border replication), each block into 3 x 3 patches of 3 x 3 pixels, the tokens. The
+    network (:class:`hadcore._gthad_nets.GatedTransformer`, one gated transformer block between a conv
+    3x3 head and a conv 3x3 tail) is trained with the MSE between each block and its reconstruction.
+    Background and anomaly take two routes through the attention (the gated dual-branch network, GDBN):
+    in the *anomaly focus branch* (AFB) a patch may not attend to itself and must be rebuilt from the other
+    patches of its block, which works for background (similar content nearby) and fails for anomalies;
+    in the *background focus branch* (BFB) it may attend to itself. The *content matching module* (CMM)
+    routes the blocks: every ``search_every`` epochs (not after the last) the reconstructions of that
+    epoch are folded into an image, re-cut into blocks, and a block goes to the BFB when the nearest block
+    of the original image (Euclidean distance over all its pixels and bands) is the block itself, else to
+    the AFB; all blocks start in the AFB. The score of a pixel: the squared reconstruction error summed
+    over the bands, averaged over a 3 x 3 window inside each block and over the 9 blocks holding the pixel
+    (the public code's ``AvgPool3d((5, 3, 3))`` + fold; its 5-band average is left out: summed over the
+    bands it only reweights the first and last two bands).
+
+    **Fixed as in the public code**: block 9, stride 3, patch 3; embedding 64, FFN ratio 2, GELU, one
+    transformer block, no dropout; Adam, learning rate 1e-3 in the code (see below); the -100 self mask;
+    shuffled blocks each epoch.
+
+    **Choices** (the paper's schedule, 150 epochs of batches of 64 blocks, takes about 25 minutes on 2 CPU
+    cores for a 100 x 100 x 200 scene; these choices make it 25-40 s on one core, 20-30 s on two):
+
+    - *Spectral input.* The network sees the ``components`` (32) leading principal components of the
+      min-max scaled spectra (:class:`SpectralBasis`, a rotation and truncation: squared errors are
+      Euclidean errors of the scaled spectra, as in the paper), and the energy of each pixel outside them
+      is added to its error. The head and tail convolutions then cost c = 32 instead of 200 channels.
+      ``components = 0`` gives the paper's input (every scaled band); it was also worse here (seed 0,
+      paper head and pooling: abu-beach-2 0.747 against 0.840, hydice-162 0.720 against 0.977).
+      Whitening the components (Mahalanobis errors) was worse too (abu-beach-2 0.869, hydice-162 0.953,
+      abu-urban-2 0.981) and is not offered.
+    - *Per-pixel head and tail* (``head_kernel`` = ``tail_kernel`` = 1; the paper: 3 x 3 convolutions).
+      A 3 x 3 head mixes the pixels on a patch's border into the neighbouring patches' tokens, and a 3 x 3
+      tail mixes the neighbours' reconstructions back into the patch, so in the AFB a patch partly sees
+      itself through its neighbours: a leak in the very mechanism that is meant to fail on anomalies. With
+      1 x 1 convolutions a patch is rebuilt strictly from the other patches. Measured, seed 0, without
+      pooling: abu-beach-2 0.903 (3/3) -> 0.904 (1/3) -> 0.944 (1/1), hydice-162 0.9905 -> 0.9955 -> 0.996;
+      over the nine scenes (seed 0) the mean rose from 0.9666 (the paper's head, tail and pooling) to 0.9716
+      and the scenes below global RX from three to one (abu-urban-2, 0.9865 against 0.9946); the 3 x 3
+      head is better on the airports (0.949 against 0.904 on abu-airport-1), whose targets are larger.
+    - *No pooling* (``pool`` off; the code averages each block's error over 3 x 3 pixels). Small targets
+      lose contrast in the 3 x 3 average: abu-beach-2 (60 targets of at most 7 pixels) 0.840 -> 0.874,
+      hydice-162 0.977 -> 0.9905 (seed 0, the paper's head and tail).
+    - *Head on the image.* The head convolution, the first layer normalisation and the query projection are
+      per-pixel maps; they are computed once per step on the replicate-padded image and each block gathers
+      its cells (the code computes them per block with zero padding at every block edge, which repeats each
+      pixel 9 times and gives block-edge pixels a different head).
+    - *Large batches.* An epoch is ``ceil(N / batch)`` equal steps (N blocks; 1156 for 100 x 100, so one
+      full-batch step), which CPUs run 5-10 times faster per block than batches of 64; the learning rate
+      is raised to ``lr`` (3e-3) for the fewer steps, with ``epochs`` 90 and matching every
+      ``search_every`` 15 epochs. More epochs overfit some scenes: 150 epochs (per-pixel head and tail)
+      gave abu-beach-2 0.975 but abu-urban-2 0.895 and abu-airport-1 0.801; 30 epochs underfit (abu-beach-2
+      0.757, hydice-162 0.891, paper head).
+    - *CMM reconstructions.* As in the code, the outputs of the training steps of the search epoch.
+    - *Invalid pixels* are set to the scene mean (0 after centring), carry no weight in the loss and no
+      term in the matching distances, and give no error to their neighbours' pooled scores.
+
+    Determinism: torch's global RNG is forked and seeded with ``seed`` (network initialisation), the block
+    order comes from a generator seeded with ``seed``, deterministic algorithms are on while it runs: same
+    input, seed and torch thread count give bitwise-identical scores on CPU.
+
+    **Scaling:** fitted on a bounded sample, then scored block by block with a halo (not exact under
+    tiling). The min-max range, the mean and the principal components come from the whole-scene statistics
+    pass, so every part of the scene sees the same input space. The network is trained on ``crops`` square
+    crops of ``crop_size`` pixels drawn with ``seed`` (every block of every crop once per epoch, each crop
+    with its own content matching); a scene of at most ``crops * crop_size**2`` pixels (every shared scene)
+    is one crop, the whole scene, and gets the paper's training on the test scene itself. Scoring: a block
+    that is the whole training scene keeps the gates of its training; any other block is scored in tiles
+    of ``NET_TILE`` pixels with ``halo`` pixels of context on every side: the trained network reconstructs
+    the tile's blocks in the AFB, one content matching (as at a search epoch) routes them, and the routed
+    reconstruction gives the error. The matching then looks for a block's nearest neighbour within its
+    tile and halo, not the whole scene: the one approximation, which is why streamed and in-memory scores
+    of a large scene differ slightly. Fit time and memory are bounded by the crops whatever the scene
+    size (the default 4 crops of 128 pixels cost about 6 times a 100 x 100 scene's training), and scoring
+    is linear in the area.
+    """
+
+    name = "gthad"
+    title = "GT-HAD (gated transformer)"
+    summary = "A gated transformer trained on the scene to reconstruct its blocks; reconstruction error per pixel."
+    reference = (
+        "J. Lian, L. Wang, H. Sun and H. Huang, 'GT-HAD: Gated Transformer for Hyperspectral Anomaly "
+        "Detection', IEEE Trans. Neural Netw. Learn. Syst., 2024 (code: github.com/jeline0110/GT-HAD)."
+    )
+    family = "deep"
+    trains = True
+    min_pixels = 16
+    params = (
+        Param("components", "int", 32, "Principal components the network sees (0: every band, as the paper).",
+              min=0, max=4096),
+        Param("embed", "int", 64, "Token feature width (embedding dimension, even).", min=4, max=1024),
+        Param("head_kernel", "int", 1, "Side of the head convolution (1: per pixel; the paper: 3).",
+              min=1, max=7, odd=True),
+        Param("tail_kernel", "int", 1, "Side of the tail convolution (1: per pixel; the paper: 3).",
+              min=1, max=7, odd=True),
+        Param("epochs", "int", 90, "Training epochs (each: every block once).", min=1, max=100000),
+        Param("search_every", "int", 15, "Epochs between content matchings (0: never, all blocks in the AFB).",
+              min=0, max=100000),
+        Param("gating", "bool", True, "Content matching routes blocks to the BFB (off: all in the AFB)."),
+        Param("lr", "float", 3e-3, "Adam learning rate.", min=1e-6, max=1.0),
+        Param("batch", "int", 1536, "Most blocks per training step (an epoch is split in equal steps).",
+              min=16, max=1000000),
+        Param("pool", "bool", False, "Average the error over 3 x 3 pixels inside each block (the code's pooling)."),
+        Param("device", "choice", "auto", "Torch device: auto (GPU if present), cpu or cuda.",
+              choices=("auto", "cpu", "cuda")),
+        Param("crops", "int", 4, "Training crops drawn from the scene (a scene of at most crops x crop_size^2 "
+              "pixels is taken whole).", min=1, max=4096),
+        Param("crop_size", "int", 128, "Side of a training crop in pixels.", min=16, max=4096),
+        Param("halo", "int", 16, "Pixels of context around each scored tile of a scene not trained on whole.",
+              min=9, max=4096),
+        Param("seed", "int", 0, "Random seed (network initialisation, block order).", min=0),
+    )
+
+    #: side of the tiles a block not trained on is scored in (content matching within the tile and its halo)
+    NET_TILE = 128
+
+    def context(self) -> Context:
+        return Context(halo=self.halo, global_stats=True, crops=self.crops, crop_size=self.crop_size,
+                       seed=self.seed)
+
+    def _check_params(self) -> None:
+        if self.embed % 2:
+            raise ParameterError(f"parameter 'embed': expected an even number, got {self.embed}")
+
+    # ------------------------------------------------------------------ torch
+    def _nets(self):
+        try:
+            from .. import _gthad_nets
+            ns = _gthad_nets.build()
+        except ImportError as exc:
+            raise HadcoreError(f"gthad needs torch (pip install 'hadcore[torch]'): {exc}") from None
+        torch = ns.torch
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise ParameterError("parameter 'device': 'cuda' was asked for but torch sees no CUDA device")
+        dev = "cuda" if (self.device in ("auto", "cuda") and torch.cuda.is_available()) else "cpu"
+        return ns, dev
+
+    # ------------------------------------------------------------------ fit / score
+    def _fit(self, data, progress):
+        ns, dev = self._nets()
+        torch = ns.torch
+        mom = data.moments
+        lo, hi = data.value_range()
+        self.range_ = (lo, hi) if np.isfinite(lo) and np.isfinite(hi) else None
+        self.moments_ = (mom.mean, mom.cov())
+        self.basis_ = SpectralBasis(mom.mean, mom.cov(), *(self.range_ or (0.0, 1.0)), self.components) \
+            if self.range_ is not None else None
+        crops = [(X, m) for X, m in data.crops if m.any()]
+        if sum(int(m.sum()) for _, m in crops) < self.min_pixels:
+            raise InputError(f"{self.name}: the training crops hold fewer than {self.min_pixels} valid pixels; "
+                             "raise 'crops' or 'crop_size'")
+        progress.update(0.02)
+        images, self.whole_ = [], None
+        for X, m in crops:
+            Y, outside = self._basis(X, m)(X, m)
+            images.append(ns.Image(Y, m, outside, torch.device(dev)))
+        with torch.random.fork_rng(devices=[]), _deterministic(torch):
+            torch.manual_seed(self.seed)
+            if dev == "cuda":
+                torch.cuda.manual_seed_all(self.seed)
+            net = ns.make_net(images[0].c, self.embed, self.head_kernel, self.tail_kernel, dev)
+            gates = ns.train(net, images, epochs=self.epochs, search_every=self.search_every, gating=self.gating,
+                             lr=self.lr, batch=self.batch, seed=self.seed, progress=progress.sub(0.02, 1.0))
+        net.eval()
+        for prm in net.parameters():
+            prm.requires_grad_(False)
+        self.net_, self.device_ = net, dev
+        if len(crops) == 1 and crops[0][0].shape[:2] == tuple(data.shape[:2]):
+            # the whole scene was the training image: its blocks keep their training gates
+            self.whole_ = (tuple(data.shape[:2]), gates[0], images[0])
+        progress.update(1.0)
+
+    def _basis(self, block, mask):
+        if self.basis_ is not None:
+            return self.basis_
+        vals = block[mask]  # no global range (after --reduce): the block's own
+        return SpectralBasis(*self.moments_, float(vals.min()), float(vals.max()), self.components)
+
+    def _score(self, block, mask, progress):
+        ns, _ = self._nets()
+        torch = ns.torch
+        H, W, _ = block.shape
+        dev = torch.device(self.device_)
+        with _deterministic(torch):
+            if self.whole_ is not None and self.whole_[0] == (H, W):
+                S, self.bfb_blocks_ = ns.score(self.net_, self.whole_[2], self.whole_[1], self.pool)
+                progress.update(1.0)
+                return S
+            Y, outside = self._basis(block, mask)(block, mask)
+            out = np.zeros((H, W))
+            T, halo = self.NET_TILE, self.halo
+            tiles = [(r, c) for r in range(0, H, T) for c in range(0, W, T)]
+            bfb = 0
+            for i, (r, c) in enumerate(tiles):
+                r0, r1, c0, c1 = max(r - halo, 0), min(r + T + halo, H), max(c - halo, 0), min(c + T + halo, W)
+                rr, cc = min(r + T, H), min(c + T, W)
+                m = mask[r0:r1, c0:c1]
+                if not m[r - r0:rr - r0, c - c0:cc - c0].any():
+                    continue
+                im = ns.Image(Y[r0:r1, c0:c1], m, None if outside is None else outside[r0:r1, c0:c1], dev)
+                S, n = ns.score(self.net_, im, None, self.pool, match=True)
+                out[r:rr, c:cc] = S[r - r0:rr - r0, c - c0:cc - c0]
+                bfb += n
+                progress.update((i + 1) / len(tiles))
+            self.bfb_blocks_ = bfb
+        out[~mask] = 0.0
+        return out
+
+    def _detect(self, cube, mask, progress):
+        from ..engine import fit_data_from_cube
+
+        self._fit(fit_data_from_cube(cube, mask, self.context()), progress.sub(0.0, 0.95))
+        return self._score(cube, mask, progress.sub(0.95, 1.0))
+
+    # ------------------------------------------------------------------ memory
+    def working_bytes(self, h, w, bands):
+        # numpy: the block's float32 network input, its outside energy and the float64 scores; torch, one
+        # tile with its halo: its blocks' reconstructions and errors, the matching's queries and keys
+        k = bands if self.components <= 0 else min(self.components, bands)
+        t = self.NET_TILE + 2 * self.halo
+        n_blocks = (min(h, t) // 3 + 3) * (min(w, t) // 3 + 3)
+        return (h * w * (4 * k + 8 + 8 + 1) + n_blocks * 81 * 4 * (4 * k + 2 + 2 * self.embed)
+                + 1024 * n_blocks * 4)
+
+    def state_bytes(self, bands):
+        # the statistics, the network, and the training scene's blocks when it is small enough to be one crop
+        k = bands if self.components <= 0 else min(self.components, bands)
+        px = self.crops * self.crop_size ** 2
+        return 3 * bands * bands * 8 + 8 * 2**20 + px * 4 * (k + 2) * 2
+
+class _deterministic:
+    """Context manager: torch deterministic algorithms on, restored afterwards."""
+
+    def __init__(self, torch):
+        self.torch = torch
+
+    def __enter__(self):
+        self.prev = self.torch.are_deterministic_algorithms_enabled()
+        self.torch.use_deterministic_algorithms(True, warn_only=True)
+        return self
+
+    def __exit__(self, *exc):
+        self.torch.use_deterministic_algorithms(self.prev)
+        return False
