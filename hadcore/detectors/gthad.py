@@ -6,6 +6,7 @@ import numpy as np
 
 from ..base import Context, Detector
 from ..errors import HadcoreError, InputError, ParameterError
+from .._torchutil import deterministic as _deterministic
 from ..params import Param
 
 __all__ = ["GTHAD"]
@@ -306,18 +307,3 @@ class GTHAD(Detector):
         k = bands if self.components <= 0 else min(self.components, bands)
         px = self.crops * self.crop_size ** 2
         return 3 * bands * bands * 8 + 8 * 2**20 + px * 4 * (k + 2) * 2
-
-class _deterministic:
-    """Context manager: torch deterministic algorithms on, restored afterwards."""
-
-    def __init__(self, torch):
-        self.torch = torch
-
-    def __enter__(self):
-        self.prev = self.torch.are_deterministic_algorithms_enabled()
-        self.torch.use_deterministic_algorithms(True, warn_only=True)
-        return self
-
-    def __exit__(self, *exc):
-        self.torch.use_deterministic_algorithms(self.prev)
-        return False

@@ -10,6 +10,7 @@ import numpy as np
 from ..base import Context, Detector
 from ..errors import HadcoreError, ParameterError
 from ..linalg import inv_psd, mahalanobis_sq, mean_cov
+from .._torchutil import deterministic as _deterministic
 from ..params import Param
 
 __all__ = ["KDAD"]
@@ -751,19 +752,3 @@ class KDAD(Detector):
         # PCA basis, the crops' features for the fit (not held while scoring), networks, ADM dictionary
         c = max(self.min_components, 20) + 2 * self.latent
         return bands * bands * 8 + self.crops * self.crop_size ** 2 * 2 * c * 8 // 4 + 8 * 2**20
-
-
-class _deterministic:
-    """Context manager: torch deterministic algorithms on, restored afterwards."""
-
-    def __init__(self, torch):
-        self.torch = torch
-
-    def __enter__(self):
-        self.prev = self.torch.are_deterministic_algorithms_enabled()
-        self.torch.use_deterministic_algorithms(True, warn_only=True)
-        return self
-
-    def __exit__(self, *exc):
-        self.torch.use_deterministic_algorithms(self.prev)
-        return False
