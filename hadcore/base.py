@@ -242,6 +242,9 @@ class Detector:
         """
         return self._detect(block, mask, progress)
 
+    #: share of an in-memory run's progress given to the fit (the rest to scoring); trained detectors raise it
+    FIT_SHARE = 0.3
+
     def _detect(self, cube: np.ndarray, mask: np.ndarray, progress: Progress) -> np.ndarray:
         """Score a prepared cube as one block: fit on it, then score it.
 
@@ -254,8 +257,9 @@ class Detector:
             raise NotImplementedError(f"{type(self).__name__} implements neither _detect nor _score")
         from .engine import fit_data_from_cube
 
-        self._fit(fit_data_from_cube(cube, mask, self.context()), progress.sub(0.0, 0.3))
-        return self._score(cube, mask, progress.sub(0.3, 1.0))
+        f = self.FIT_SHARE
+        self._fit(fit_data_from_cube(cube, mask, self.context()), progress.sub(0.0, f))
+        return self._score(cube, mask, progress.sub(f, 1.0))
 
     # refine pass (Context.refine): after _fit, every block is seen once more with the fitted state
     def _refine_block(self, block: np.ndarray, mask: np.ndarray) -> Any:

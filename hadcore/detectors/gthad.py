@@ -191,6 +191,9 @@ class GTHAD(Detector):
         Param("seed", "int", 0, "Random seed (network initialisation, block order).", min=0),
     )
 
+    #: training is most of an in-memory run
+    FIT_SHARE = 0.95
+
     #: side of the tiles a block not trained on is scored in (content matching within the tile and its halo)
     NET_TILE = 128
 
@@ -285,12 +288,6 @@ class GTHAD(Detector):
             self.bfb_blocks_ = bfb
         out[~mask] = 0.0
         return out
-
-    def _detect(self, cube, mask, progress):
-        from ..engine import fit_data_from_cube
-
-        self._fit(fit_data_from_cube(cube, mask, self.context()), progress.sub(0.0, 0.95))
-        return self._score(cube, mask, progress.sub(0.95, 1.0))
 
     # ------------------------------------------------------------------ memory
     def working_bytes(self, h, w, bands):

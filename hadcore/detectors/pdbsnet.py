@@ -210,6 +210,9 @@ class PDBSNet(Detector):
         Param("seed", "int", 0, "Random seed (network initialisation, crop positions).", min=0),
     )
 
+    #: training is most of an in-memory run
+    FIT_SHARE = 0.95
+
     #: side of the tiles the network is applied on inside a block (bounds torch's memory; exact, with halo)
     NET_TILE = 128
 
@@ -246,12 +249,6 @@ class PDBSNet(Detector):
         return ns, torch.device(dev)
 
     # ----------------------------------------------------------------------------------------- fit
-    def _detect(self, cube, mask, progress):
-        from ..engine import fit_data_from_cube
-
-        self._fit(fit_data_from_cube(cube, mask, self.context()), progress.sub(0.0, 0.95))
-        return self._score(cube, mask, progress.sub(0.95, 1.0))
-
     def _fit(self, data, progress):
         ns, dev = self._torch_device()
         torch = ns.torch
