@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["deterministic"]
+__all__ = ["deterministic", "device_param", "torch_device"]
 
 
 class deterministic:
@@ -19,3 +19,21 @@ class deterministic:
     def __exit__(self, *exc):
         self.torch.use_deterministic_algorithms(self.prev)
         return False
+
+
+def device_param():
+    """The ``device`` parameter every torch detector declares (one wording in the CLI and QGIS)."""
+    from .params import Param
+
+    return Param("device", "choice", "auto", "Torch device: auto (GPU if present), cpu or cuda.",
+                 choices=("auto", "cpu", "cuda"))
+
+
+def torch_device(torch, choice: str):
+    """The torch.device for a ``device`` parameter value; 'cuda' without a CUDA device is a one-line error."""
+    from .errors import ParameterError
+
+    cuda = torch.cuda.is_available()
+    if choice == "cuda" and not cuda:
+        raise ParameterError("parameter 'device': 'cuda' was asked for but torch sees no CUDA device")
+    return torch.device("cuda" if choice in ("auto", "cuda") and cuda else "cpu")

@@ -7,6 +7,7 @@ import numpy as np
 from ..base import Context, Detector
 from ..errors import HadcoreError, InputError, ParameterError
 from .._torchutil import deterministic as _deterministic
+from .._torchutil import device_param, torch_device
 from ..params import Param
 
 __all__ = ["GTHAD"]
@@ -181,8 +182,7 @@ class GTHAD(Detector):
         Param("batch", "int", 1536, "Most blocks per training step (an epoch is split in equal steps).",
               min=16, max=1000000),
         Param("pool", "bool", False, "Average the error over 3 x 3 pixels inside each block (the code's pooling)."),
-        Param("device", "choice", "auto", "Torch device: auto (GPU if present), cpu or cuda.",
-              choices=("auto", "cpu", "cuda")),
+        device_param(),
         Param("crops", "int", 4, "Training crops drawn from the scene (a scene of at most crops x crop_size^2 "
               "pixels is taken whole).", min=1, max=4096),
         Param("crop_size", "int", 128, "Side of a training crop in pixels.", min=16, max=4096),
@@ -213,10 +213,7 @@ class GTHAD(Detector):
         except ImportError as exc:
             raise HadcoreError(f"gthad needs torch (pip install 'hadcore[torch]'): {exc}") from None
         torch = ns.torch
-        if self.device == "cuda" and not torch.cuda.is_available():
-            raise ParameterError("parameter 'device': 'cuda' was asked for but torch sees no CUDA device")
-        dev = "cuda" if (self.device in ("auto", "cuda") and torch.cuda.is_available()) else "cpu"
-        return ns, dev
+        return ns, torch_device(torch, self.device).type
 
     # ------------------------------------------------------------------ fit / score
     def _fit(self, data, progress):

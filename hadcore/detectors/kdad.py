@@ -11,6 +11,7 @@ from ..base import Context, Detector
 from ..errors import HadcoreError, ParameterError
 from ..linalg import inv_psd, mahalanobis_sq, mean_cov
 from .._torchutil import deterministic as _deterministic
+from .._torchutil import device_param, torch_device
 from ..params import Param
 
 __all__ = ["KDAD"]
@@ -407,8 +408,7 @@ class KDAD(Detector):
         Param("q", "int", 8, "Student code size q.", min=1, max=256),
         Param("epochs", "int", 60, "Full-image training steps per network.", min=1, max=10000),
         Param("lr", "float", 5e-3, "Adam learning rate.", min=1e-6, max=1.0),
-        Param("device", "choice", "auto", "Torch device: auto (GPU if present), cpu or cuda.",
-              choices=("auto", "cpu", "cuda")),
+        device_param(),
         Param("crops", "int", 64, "Training crops drawn from the scene (a scene of at most crops x crop_size^2 "
               "pixels is taken whole).", min=1, max=4096),
         Param("crop_size", "int", 32, "Side of a training crop in pixels.", min=16, max=4096),
@@ -444,10 +444,7 @@ class KDAD(Detector):
         except ImportError as exc:
             raise HadcoreError(f"kdad needs torch (pip install 'hadcore[torch]'): {exc}") from None
         torch = ns.torch
-        if self.device == "cuda" and not torch.cuda.is_available():
-            raise ParameterError("parameter 'device': 'cuda' was asked for but torch sees no CUDA device")
-        dev = "cuda" if (self.device in ("auto", "cuda") and torch.cuda.is_available()) else "cpu"
-        return ns, torch.device(dev)
+        return ns, torch_device(torch, self.device)
 
     def _train(self, torch, params, loss_fn, steps, progress):
         opt = torch.optim.Adam(params, lr=self.lr)

@@ -7,6 +7,7 @@ import os
 import numpy as np
 
 from ..base import Context, Detector
+from .._torchutil import device_param, torch_device
 from ..errors import HadcoreError, InputError, ParameterError
 from ..params import Param
 
@@ -200,8 +201,7 @@ class PDBSNet(Detector):
         Param("loss", "choice", "l1", "Training loss: l1 (paper code default) or l2.", choices=("l1", "l2")),
         Param("scaling", "choice", "zscore", "Input scaling: zscore per band, or minmax (paper code: whole-cube "
               "[0, 1]).", choices=("zscore", "minmax")),
-        Param("device", "choice", "auto", "Torch device: auto (GPU if present), cpu or cuda.",
-              choices=("auto", "cpu", "cuda")),
+        device_param(),
         Param("threads", "int", 1, "Torch CPU threads while the detector runs (restored afterwards).",
               min=1, max=256),
         Param("crops", "int", 4, "Training crops drawn from the scene (a scene of at most crops x crop_size^2 "
@@ -243,10 +243,7 @@ class PDBSNet(Detector):
     def _torch_device(self):
         ns = self._torch()
         torch = ns.torch
-        if self.device == "cuda" and not torch.cuda.is_available():
-            raise ParameterError("parameter 'device': 'cuda' was asked for but torch sees no CUDA device")
-        dev = "cuda" if (self.device in ("auto", "cuda") and torch.cuda.is_available()) else "cpu"
-        return ns, torch.device(dev)
+        return ns, torch_device(torch, self.device)
 
     # ----------------------------------------------------------------------------------------- fit
     def _fit(self, data, progress):

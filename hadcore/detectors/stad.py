@@ -10,6 +10,7 @@ import numpy as np
 
 from ..base import Context, Detector
 from ..errors import FileError, InputError, ParameterError
+from .._torchutil import device_param, torch_device
 from ..linalg import inv_psd, mahalanobis_sq, mean_cov
 from ..params import Param
 from ..progress import as_progress
@@ -456,8 +457,7 @@ class STAD(Detector):
         Param("weights", "path", None, "STAD weights file (.pt); empty = the weights shipped with hadcore.",
               optional=True),
         Param("mode", "choice", "full", "Score: full STAD or a Table III ablation.", choices=MODES),
-        Param("device", "choice", "auto", "Torch device: auto (cuda when available), cpu or cuda.",
-              choices=("auto", "cpu", "cuda")),
+        device_param(),
         Param("tile", "int", 256, "Tile size in pixels for scoring large images (halo 16 added).",
               min=16, max=4096),
         Param("seed", "int", 0, "Random seed (training: crops, pseudo-anomalies, initialisation).", min=0),
@@ -495,12 +495,7 @@ class STAD(Detector):
 
     # ------------------------------------------------------------------ helpers
     def _device(self):
-        torch = _torch()
-        if self.device == "cuda" and not torch.cuda.is_available():
-            raise ParameterError("parameter 'device': expected a device present here, got 'cuda' (no CUDA GPU)")
-        if self.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        return torch.device(self.device)
+        return torch_device(_torch(), self.device)
 
     def weights_path(self) -> Path:
         return Path(self.weights) if self.weights is not None else DEFAULT_WEIGHTS
