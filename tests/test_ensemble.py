@@ -10,19 +10,33 @@ from hadcore.errors import ParameterError
 from hadcore.metrics import evaluate, roc_auc
 
 
-def test_mean_range_is_the_mean_of_min_max_scaled_member_scores():
+@pytest.mark.parametrize("how", ["mean-range", "geo-range"])
+def test_range_combinations_of_min_max_scaled_member_scores(how):
     cube, _ = load_scene("hydice-162")
     mask = np.ones(cube.shape[:2], bool)
     mask[3, 4] = False
-    det = Ensemble(members="rx,glrt2s")
+    det = Ensemble(members="rx,glrt2s", combine=how, floor=0.05)
     s = det.detect(cube, mask)
     parts = []
     for name in ("rx", "glrt2s"):
         m = hadcore.get_detector(name).detect(cube, mask).astype(np.float64)
         v = m[mask]
         parts.append((v - v.min()) / (v.max() - v.min()))
-    np.testing.assert_allclose(s[mask], np.mean(parts, axis=0), rtol=1e-5, atol=1e-7)
+    want = np.mean(parts, axis=0) if how == "mean-range" else np.sqrt((parts[0] + 0.05) * (parts[1] + 0.05)) - 0.05
+    np.testing.assert_allclose(s[mask], want, rtol=1e-5, atol=1e-7)
     assert np.isnan(s[3, 4]) and s.dtype == np.float32
+    assert 0.0 <= np.nanmin(s) and np.nanmax(s) <= 1.0 + 1e-6
+
+
+def test_geo_range_lets_one_member_veto_the_background():
+    """A pixel one member scores 0 stays near 0 under the geometric mean, not at half range as under the mean."""
+    a = np.array([[0.0, 1.0, 1.0, 0.5]])
+    b = np.array([[1.0, 1.0, 0.0, 0.5]])
+    mask = np.ones(a.shape, bool)
+    g = combine_scores([a, b], mask, "geo-range", floor=0.01)
+    m = combine_scores([a, b], mask, "mean-range")
+    np.testing.assert_allclose(m, [[0.5, 1.0, 0.5, 0.5]])
+    assert g[0, 1] == pytest.approx(1.0) and g[0, 0] < 0.1 and g[0, 2] < 0.1 and g[0, 3] == pytest.approx(0.5)
 
 
 def test_rank_combinations():
@@ -41,7 +55,7 @@ def test_rank_combinations():
 
 def test_default_ensemble_beats_rx_and_every_member_on_a_real_scene():
     cube, gt = load_scene("abu-airport-1")
-    members = {m: hadcore.get_detector(m).detect(cube) for m in ("lrx", "crd", "aed")}
+    members = {m: hadcore.get_detector(m).detect(cube) for m in ("lrx", "glrt2s", "aed")}
     s = hadcore.get_detector("ensemble").detect(cube)
     np.testing.assert_allclose(s, combine_scores(list(members.values()), np.ones(gt.shape, bool)), rtol=1e-5,
                                atol=1e-7)
