@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["deterministic", "device_param", "torch_device"]
+__all__ = ["build_nets", "deterministic", "device_param", "torch_device"]
 
 
 class deterministic:
@@ -37,3 +37,14 @@ def torch_device(torch, choice: str):
     if choice == "cuda" and not cuda:
         raise ParameterError("parameter 'device': 'cuda' was asked for but torch sees no CUDA device")
     return torch.device("cuda" if choice in ("auto", "cuda") and cuda else "cpu")
+
+
+def build_nets(build, who: str):
+    """``build()`` of a detector's lazily built torch namespace (``hadcore._*_nets``); without torch, the
+    one-line error naming the detector and how to install it."""
+    from .errors import HadcoreError
+
+    try:
+        return build()
+    except ImportError as exc:
+        raise HadcoreError(f"{who} needs torch (pip install 'hadcore[torch]'): {exc}") from None

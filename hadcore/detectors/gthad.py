@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..base import Context, Detector
-from ..errors import HadcoreError, InputError, ParameterError
+from ..errors import InputError, ParameterError
 from .._torchutil import deterministic as _deterministic
-from .._torchutil import device_param, torch_device
+from .._torchutil import build_nets, device_param, torch_device
 from ..params import Param
 
 __all__ = ["GTHAD"]
@@ -207,11 +207,9 @@ class GTHAD(Detector):
 
     # ------------------------------------------------------------------ torch
     def _nets(self):
-        try:
-            from .. import _gthad_nets
-            ns = _gthad_nets.build()
-        except ImportError as exc:
-            raise HadcoreError(f"gthad needs torch (pip install 'hadcore[torch]'): {exc}") from None
+        from .. import _gthad_nets
+
+        ns = build_nets(_gthad_nets.build, "gthad")
         torch = ns.torch
         return ns, torch_device(torch, self.device).type
 

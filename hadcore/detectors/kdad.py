@@ -8,10 +8,10 @@ from typing import Dict, Optional
 import numpy as np
 
 from ..base import Context, Detector
-from ..errors import HadcoreError, ParameterError
+from ..errors import ParameterError
 from ..linalg import inv_psd, mahalanobis_sq, mean_cov
 from .._torchutil import deterministic as _deterministic
-from .._torchutil import device_param, torch_device
+from .._torchutil import build_nets, device_param, torch_device
 from ..params import Param
 
 __all__ = ["KDAD"]
@@ -438,11 +438,9 @@ class KDAD(Detector):
 
     # ----------------------------------------------------------------------------------------- torch
     def _torch_device(self):
-        try:
-            from .. import _kdad_nets
-            ns = _kdad_nets.build()
-        except ImportError as exc:
-            raise HadcoreError(f"kdad needs torch (pip install 'hadcore[torch]'): {exc}") from None
+        from .. import _kdad_nets
+
+        ns = build_nets(_kdad_nets.build, "kdad")
         torch = ns.torch
         return ns, torch_device(torch, self.device)
 

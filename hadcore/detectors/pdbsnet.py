@@ -7,8 +7,8 @@ import os
 import numpy as np
 
 from ..base import Context, Detector
-from .._torchutil import device_param, torch_device
-from ..errors import HadcoreError, InputError, ParameterError
+from .._torchutil import build_nets, device_param, torch_device
+from ..errors import InputError, ParameterError
 from ..params import Param
 
 __all__ = ["PDBSNet"]
@@ -233,12 +233,9 @@ class PDBSNet(Detector):
 
     # ----------------------------------------------------------------------------------------- torch
     def _torch(self):
-        try:
-            from .. import _pdbsnet_nets
-            ns = _pdbsnet_nets.build()
-        except ImportError as exc:
-            raise HadcoreError(f"pdbsnet needs torch (pip install 'hadcore[torch]'): {exc}") from None
-        return ns
+        from .. import _pdbsnet_nets
+
+        return build_nets(_pdbsnet_nets.build, "pdbsnet")
 
     def _torch_device(self):
         ns = self._torch()
