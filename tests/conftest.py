@@ -91,3 +91,22 @@ def small_crop():
                 best, where = n, (r, c)
     r, c = where
     return cube[r:r + 40, c:c + 40, ::7].copy(), gt[r:r + 40, c:c + 40].copy()
+
+
+def streamed_in_blocks(det, cube, max_blocks=10**6, max_mb=1024.0):
+    """``engine.run`` of ``det`` over ``cube`` under the smallest budget (MB, below ``max_mb``) the planner
+    accepts with several blocks, at most ``max_blocks`` (fine steps: a small scene has a narrow window of
+    budgets): (scores, run info)."""
+    import hadcore
+    from hadcore import engine
+
+    for mem_mb in np.arange(8.0, max_mb, 0.125):
+        try:
+            plan = engine.plan_blocks(det, cube.shape, int(mem_mb * engine.MB), needs_stats=True, read_bytes=0)
+        except hadcore.errors.InputError:
+            continue
+        if 1 < plan.n_blocks <= max_blocks:
+            break
+    sink, info = engine.run(det, engine.ArraySource(cube), mem_limit_mb=mem_mb)
+    assert info.plan.n_blocks > 1
+    return sink.array, info

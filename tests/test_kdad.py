@@ -7,7 +7,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 import hadcore
-from conftest import require
+from conftest import require, streamed_in_blocks
 from hadcore.detectors.kdad import (KDAD, adm_scores, cluster_classes, pca_reduce, spatial_information_map,
                                     weight_matrix)
 from hadcore.errors import Cancelled, ParameterError
@@ -250,22 +250,6 @@ def test_flat_scene_gives_flat_finite_scores():
 
 
 # ------------------------------------------------------------------------------------------ fit / score, streaming
-def _streamed(det, cube, max_blocks=10**6):
-    """engine.run under the smallest budget (MB) the planner accepts with at most ``max_blocks`` blocks."""
-    from hadcore import engine
-
-    for mem_mb in np.arange(8.0, 1024.0, 0.125):  # fine steps: a small scene has a narrow window of budgets
-        try:
-            plan = engine.plan_blocks(det, cube.shape, int(mem_mb * engine.MB), needs_stats=True, read_bytes=0)
-        except hadcore.errors.InputError:
-            continue
-        if 1 < plan.n_blocks <= max_blocks:
-            break
-    sink, info = engine.run(det, engine.ArraySource(cube), mem_limit_mb=mem_mb)
-    assert info.plan.n_blocks > 1
-    return sink.array, info
-
-
 def _blockwise(det, cube, block):
     """Scores of a fitted detector assembled from ``block`` x ``block`` windows, each read with the
     detector's halo (engine.score_window, as the engine's score pass does)."""
@@ -328,7 +312,7 @@ def test_sampled_crops_fit_and_score_any_block(airport):
     assert roc_auc_score(gt.ravel(), ref.ravel()) > 0.8
     # streamed: the same crops; the statistics merged from other blocks round differently, which the
     # training may amplify, so the scores agree closely but not to float rounding
-    got, info = _streamed(KDAD(**kw), cube, max_blocks=64)
+    got, info = streamed_in_blocks(KDAD(**kw), cube, max_blocks=64)
     assert np.corrcoef(got.ravel(), ref.ravel())[0, 1] > 0.95
     assert abs(roc_auc_score(gt.ravel(), got.ravel()) - roc_auc_score(gt.ravel(), ref.ravel())) < 0.02
     # another seed draws other crops
@@ -360,7 +344,7 @@ def test_nine_scenes_streamed_mean_auc_within_0_01_of_in_memory():
     for name in SCENES:
         cube, gt = load_scene(name)
         a_mem.append(roc_auc_score(gt.ravel(), KDAD(**NINE).detect(cube).ravel()))
-        got, _ = _streamed(KDAD(**NINE), cube, max_blocks=16)
+        got, _ = streamed_in_blocks(KDAD(**NINE), cube, max_blocks=16)
         a_str.append(roc_auc_score(gt.ravel(), got.ravel()))
     assert abs(np.mean(a_str) - np.mean(a_mem)) < 0.01
     assert np.mean(a_mem) > 0.94

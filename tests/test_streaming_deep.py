@@ -11,10 +11,9 @@ settings, not the AUC level (docs/benchmark.md has that, with the defaults).
 
 import numpy as np
 import pytest
-from conftest import SCENES, load_scene, require
+from conftest import SCENES, load_scene, require, streamed_in_blocks
 
 import hadcore
-from hadcore import engine
 from hadcore.metrics import roc_auc
 
 #: detector -> parameters of the short schedule
@@ -22,19 +21,6 @@ SETTINGS = {
     "gthad": {"epochs": 45, "embed": 32},
     "pdbsnet": {"epochs": 40, "width": 16, "blocks": 2, "lr": 3e-3},
 }
-
-def streamed(det, cube, max_blocks=16):
-    """Scores of ``det`` run by the engine under the smallest budget (MB) the planner accepts with several
-    blocks, at most ``max_blocks`` (fine steps: a small scene has a narrow window of budgets)."""
-    for mem_mb in np.arange(8.0, 2048.0, 0.125):
-        try:
-            plan = engine.plan_blocks(det, cube.shape, int(mem_mb * engine.MB), needs_stats=True, read_bytes=0)
-        except hadcore.errors.InputError:
-            continue
-        if 1 < plan.n_blocks <= max_blocks:
-            break
-    sink, info = engine.run(det, engine.ArraySource(cube), mem_limit_mb=mem_mb)
-    return sink.array, info
 
 
 @pytest.mark.torch
@@ -46,7 +32,8 @@ def test_nine_scenes_streamed_mean_auc_within_0_01_of_in_memory(name):
     for sc in SCENES:
         cube, gt = load_scene(sc)
         a = hadcore.get_detector(name, **SETTINGS[name]).detect(cube)
-        b, info = streamed(hadcore.get_detector(name, **SETTINGS[name]), cube)
+        b, info = streamed_in_blocks(hadcore.get_detector(name, **SETTINGS[name]), cube, max_blocks=16,
+                                     max_mb=2048.0)
         assert info.plan.n_blocks > 1, (sc, info.plan.notes)
         assert b.shape == gt.shape and np.isfinite(b).all()
         mem.append(roc_auc(a, gt))
