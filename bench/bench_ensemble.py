@@ -52,12 +52,7 @@ def scores(det, scene, data, cache):
     return s, dt
 
 
-FLOOR = 0.01
 HOWS = ("mean-range", "geo-range", "mean-rank")
-
-
-def combine(maps, mask, how):
-    return combine_scores(maps, mask, how, FLOOR)
 
 
 def main(argv=None):
@@ -73,8 +68,10 @@ def main(argv=None):
     ap.add_argument("--cache", default="/work/bench_data/scores")
     ap.add_argument("--out", default="bench_out")
     a = ap.parse_args(argv)
-    global FLOOR
-    FLOOR = a.floor
+
+    def combine(maps, mask, how):
+        return combine_scores(maps, mask, how, a.floor)
+
     data, cache, out = Path(a.data), Path(a.cache), Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     members = [m.strip() for m in a.members.split(",") if m.strip()]
@@ -122,7 +119,7 @@ def main(argv=None):
     lines = [f"# Ensemble by leave-one-scene-out ({a.combine}, up to {a.max_size} of {', '.join(members)}; "
              f"criterion: mean AUC - {a.penalty} x worst shortfall against RX"
              + (f" + {a.bs_weight} x mean AUC_BS" if a.bs_weight else "")
-             + (f"; floor {FLOOR}" if a.combine == "geo-range" else "") + ")", "",
+             + (f"; floor {a.floor}" if a.combine == "geo-range" else "") + ")", "",
              "| held-out scene | RX | members chosen on the other eight | AUC(PD,PF) held out | vs RX |",
              "|---|---|---|---|---|"]
     for sc in SCENES:
@@ -160,7 +157,7 @@ def main(argv=None):
     (out / "ensemble_loso.md").write_text(text)
     (out / "ensemble_loso.json").write_text(json.dumps({
         "loso": {s: {"members": list(loso[s][0]), "auc": loso[s][1], "rx": rx[s]} for s in SCENES},
-        "loso_mean": lm, "chosen": list(chosen), "auc_bs": bs, "combine": a.combine, "floor": FLOOR,
+        "loso_mean": lm, "chosen": list(chosen), "auc_bs": bs, "combine": a.combine, "floor": a.floor,
         "bs_weight": a.bs_weight, "penalty": a.penalty,
         "single": {d: {s: single[d, s] for s in SCENES} for d in members}}, indent=2))
 

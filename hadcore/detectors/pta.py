@@ -191,11 +191,13 @@ class PTA(Detector):
         for it in range(self.max_iter):
             # X = ((Y - S + U1) + (V1 - U2) + (V2 - U3) + (V3 - U4)) / 4
             np.subtract(Y, S, out=X)
-            for P, sign in ((U1, 1), (V1, 1), (U2, -1), (V2, 1), (U3, -1), (V3, 1), (U4, -1)):
-                if sign > 0:
-                    X += P
-                else:
-                    X -= P
+            X += U1
+            X += V1
+            X -= U2
+            X += V2
+            X -= U3
+            X += V3
+            X -= U4
             X *= 0.25
             # V1: (tau D_H^T D_H + mu I) V1 = mu (X + U2) along H, diagonal in the DCT-II basis
             np.add(X, U2, out=T)
