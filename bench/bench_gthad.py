@@ -1,11 +1,13 @@
 """GT-HAD against global RX on the nine shared scenes: AUC(PD,PF) per scene and seed, mean over seeds, seconds.
 
     python bench/bench_gthad.py [--threads 2] [--seeds 0,1,2] [--scenes a,b,...] [-p key=value ...]
+                                [--maps DIR]
 
 Prints one markdown row per scene (AUC per seed, their mean, global RX on the same cube, CPU and wall
 seconds per run) and the mean over scenes. "CPU s" is the process CPU time of one run (all threads): on an
 otherwise idle machine the wall time lies between CPU s / threads and CPU s; on a shared machine the wall
-time is an upper bound. Training sees the cube only, never the ground truth.
+time is an upper bound. Training sees the cube only, never the ground truth. ``--maps DIR`` also saves
+each score map as ``DIR/<seed>_<scene>.npy`` (float32), for ``bench/gthad_select.py``.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ def main(argv=None):
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--scenes", default=",".join(SCENES))
     ap.add_argument("-p", action="append", default=[], metavar="KEY=VALUE", help="GT-HAD parameter")
+    ap.add_argument("--maps", help="folder to save the score maps in")
     args = ap.parse_args(argv)
 
     import torch
@@ -57,6 +60,9 @@ def main(argv=None):
             cpu.append(time.process_time() - c0)
             wall.append(time.perf_counter() - w0)
             aucs.append(roc_auc_score(gt.ravel(), scores.ravel()))
+            if args.maps:
+                Path(args.maps).mkdir(parents=True, exist_ok=True)
+                np.save(Path(args.maps) / f"{s}_{name}.npy", scores.astype(np.float32))
         m = float(np.mean(aucs))
         means.append(m)
         rxs.append(rx)

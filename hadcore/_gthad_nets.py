@@ -63,12 +63,17 @@ def build():
         1 = BFB) comes from the content matching of :func:`train_and_score`.
         """
 
-        def __init__(self, c: int, embed: int = 64, mlp_ratio: float = 2.0, head_kernel: int = 3, tail_kernel: int = 3):
+        def __init__(self, c: int, embed: int = 64, mlp_ratio: float = 2.0, head_kernel: int = 3, tail_kernel: int = 3,
+                     head_on: str = "image"):
             super().__init__()
+            if head_on not in ("image", "block"):
+                raise ValueError(f"head_on: expected 'image' or 'block', got {head_on!r}")
             self.e = int(embed)
             self.hk = int(head_kernel)
-            # applied to the replicate-padded image (no zero border)
-            self.head = nn.Conv2d(c, self.e, self.hk)
+            self.head_on = head_on
+            # 'image': applied to the replicate-padded image (no zero border); 'block': to each 9 x 9 block
+            # with zero padding at the block's edges (the public code)
+            self.head = nn.Conv2d(c, self.e, self.hk, padding=self.hk // 2 if head_on == "block" else 0)
             self.norm1 = nn.LayerNorm(self.e)
             self.fc = nn.Linear(self.e, self.e // 2)
             self.norm2 = nn.LayerNorm(self.e)
@@ -93,19 +98,39 @@ def build():
 
             return tok(h), tok(q)
 
-        def attend(self, V, Q, cell_idx, gate):
-            """The gated attention of the blocks whose cells are ``cell_idx`` (n, 9): (n, 9 patches, 9 e)."""
-            n = cell_idx.shape[0]
-            Qb, Vb = Q[cell_idx], V[cell_idx]
+        def block_tokens(self, x):
+            """Token values (n, 9 patches, 9 e) and queries (n, 9, 9 e / 2) of the blocks ``x`` (n, c, 9, 9),
+            the head applied to each block on its own (zero padding at its edges)."""
+            n = x.shape[0]
+            h = self.norm1(self.head(x).permute(0, 2, 3, 1))
+            q = self.fc(h)
+
+            def tok(t):
+                return t.reshape(n, 3, PATCH, 3, PATCH, -1).permute(0, 1, 3, 2, 4, 5).reshape(n, 9, -1)
+
+            return tok(h), tok(q)
+
+        def tokens(self, im, b, cells=None):
+            """(values, queries) of the blocks ``b`` of the :class:`Image` ``im``; ``cells``: the image's
+            :meth:`cells` when already computed (head on the image only)."""
+            if self.head_on == "block" and self.hk > 1:  # a 1 x 1 head is the same map on the image
+                return self.block_tokens(im.targets(b)[0])
+            V, Q = cells if cells is not None else self.cells(im.img)
+            idx = im.cell_idx[b]
+            return V[idx], Q[idx]
+
+        def attend(self, Vb, Qb, gate):
+            """The gated attention of n blocks of tokens ``Vb`` (n, 9, 9 e), ``Qb`` (n, 9, 9 e / 2)."""
+            n = Vb.shape[0]
             logits = (Qb @ Qb.transpose(1, 2)) * self.scale
             eye = torch.eye(PATCH * PATCH, device=logits.device, dtype=logits.dtype)
             logits = logits + SELF_MASK * eye * (1.0 - gate).view(n, 1, 1)
             return logits.softmax(-1) @ Vb
 
-        def blocks(self, V, Q, cell_idx, gate):
-            """Reconstruction (n, c, 9, 9) of the blocks whose cells are ``cell_idx`` (n, 9)."""
-            n = cell_idx.shape[0]
-            o = self.attend(V, Q, cell_idx, gate)
+        def blocks(self, Vb, Qb, gate):
+            """Reconstruction (n, c, 9, 9) of n blocks of tokens (see :meth:`attend`)."""
+            n = Vb.shape[0]
+            o = self.attend(Vb, Qb, gate)
             o = o.view(n, 3, 3, PATCH, PATCH, self.e).permute(0, 1, 3, 2, 4, 5).reshape(n, BLOCK, BLOCK, self.e)
             o = o + self.fc2(F.gelu(self.fc1(self.norm2(o))))
             return self.tail(o.permute(0, 3, 1, 2))
@@ -189,8 +214,7 @@ def build():
                 for s in range(0, N, step_size):
                     b = perm[s:s + step_size]
                     tgt, tv = im.targets(b)
-                    V, Q = net.cells(im.img)
-                    out = net.blocks(V, Q, im.cell_idx[b], gates[i][b])
+                    out = net.blocks(*net.tokens(im, b), gates[i][b])
                     loss = (((out - tgt) ** 2) * tv).sum() / (tv.sum() * im.c).clamp_min(1.0)
                     opt.zero_grad()
                     loss.backward()
@@ -202,13 +226,16 @@ def build():
             progress.update(ep / (epochs + 1))
         return gates
 
+    def _image_cells(net, im):  # the cells once per image when the head runs on the image
+        return net.cells(im.img) if net.head_on == "image" or net.hk == 1 else None
+
     def reconstruct_all(net, im, gate):
         """The trained network's reconstruction (N, c, 9, 9) of every block of ``im``."""
-        V, Q = net.cells(im.img)
+        cells = _image_cells(net, im)
         outs = torch.empty(im.N, im.c, BLOCK, BLOCK, device=im.dev)
         for s in range(0, im.N, 1024):
             b = torch.arange(s, min(s + 1024, im.N), device=im.dev)
-            outs[s:s + 1024] = net.blocks(V, Q, im.cell_idx[b], gate[b])
+            outs[s:s + 1024] = net.blocks(*net.tokens(im, b, cells), gate[b])
         return outs
 
     def score(net, im, gate, pool, match=False):
@@ -218,12 +245,12 @@ def build():
         with torch.no_grad():
             if match:
                 gate = im.cmm(reconstruct_all(net, im, torch.zeros(im.N, device=im.dev)))
-            V, Q = net.cells(im.img)
+            cells = _image_cells(net, im)
             res = torch.empty(im.N, 1, BLOCK, BLOCK, device=im.dev)
             for s in range(0, im.N, 1024):
                 b = torch.arange(s, min(s + 1024, im.N), device=im.dev)
                 tgt, tv = im.targets(b)
-                r = ((tgt - net.blocks(V, Q, im.cell_idx[b], gate[b])) ** 2).sum(1, keepdim=True)
+                r = ((tgt - net.blocks(*net.tokens(im, b, cells), gate[b])) ** 2).sum(1, keepdim=True)
                 if im.ex_flat is not None:
                     r = r + im.ex_flat[im.pix_idx[b]].reshape(-1, 1, BLOCK, BLOCK)
                 r = r * tv
@@ -232,11 +259,12 @@ def build():
             S = im.fold_avg(res)[0, 0, p[2]:p[2] + im.H, p[0]:p[0] + im.W]
         return S.to("cpu").double().numpy(), int(gate.sum().item())
 
-    def make_net(c, embed, head_kernel, tail_kernel, device):
-        return GatedTransformer(c, embed, head_kernel=head_kernel, tail_kernel=tail_kernel).to(torch.device(device))
+    def make_net(c, embed, head_kernel, tail_kernel, device, head_on="image"):
+        return GatedTransformer(c, embed, head_kernel=head_kernel, tail_kernel=tail_kernel,
+                                head_on=head_on).to(torch.device(device))
 
-    def train_and_score(Y, valid, extra, *, embed, head_kernel, epochs, tail_kernel=3, search_every, gating, lr,
-                        batch, pool, seed, device, progress):
+    def train_and_score(Y, valid, extra, *, embed, head_kernel, epochs, tail_kernel=3, head_on="image",
+                        search_every, gating, lr, batch, pool, seed, device, progress):
         """Train a :class:`GatedTransformer` on the image ``Y`` (H, W, c) float32 (its valid pixels) and
         return the per-pixel score (H, W) float64 and the number of blocks in the BFB.
 
@@ -245,7 +273,7 @@ def build():
         ``Y``, carry no weight in the loss and no term in the content matching, and get no score.
         """
         im = Image(Y, valid, extra, torch.device(device))
-        net = make_net(Y.shape[2], embed, head_kernel, tail_kernel, device)
+        net = make_net(Y.shape[2], embed, head_kernel, tail_kernel, device, head_on)
         gates = train(net, [im], epochs=epochs, search_every=search_every, gating=gating, lr=lr, batch=batch,
                       seed=seed, progress=progress)
         out = score(net, im, gates[0], pool)

@@ -77,7 +77,7 @@ def test_registered_and_declared():
     assert (ctx.crops, ctx.crop_size, ctx.halo, ctx.seed) == (4, 128, 16, 0)
     assert get_detector("gthad", halo=24, seed=3).context().halo == 24
     names = {p["name"] for p in GTHAD.describe()["params"]}
-    assert {"components", "embed", "head_kernel", "tail_kernel", "epochs", "search_every", "gating", "lr",
+    assert {"components", "embed", "heads", "head_on", "tail_kernel", "epochs", "search_every", "gating", "lr",
             "batch", "pool", "device", "crops", "crop_size", "halo", "seed"} <= names
     assert "Lian" in GTHAD.reference and "TNNLS" in GTHAD.describe()["doc"]
 
@@ -86,6 +86,13 @@ def test_registered_and_declared():
     ({"embed": 33}, "embed"),
     ({"halo": 4}, "halo"),
     ({"tail_kernel": 2}, "tail_kernel"),
+    ({"heads": "3,2"}, "heads"),
+    ({"heads": "3,3"}, "heads"),
+    ({"heads": "x"}, "heads"),
+    ({"heads": ""}, "heads"),
+    ({"head_on": "pixel"}, "head_on"),
+    ({"pool": "yes"}, "pool"),
+    ({"combine": "max"}, "combine"),
     ({"device": "tpu"}, "device"),
     ({"epochs": 0}, "epochs"),
     ({"bogus": 1}, "no parameter"),
@@ -107,21 +114,55 @@ def test_the_anomaly_focus_branch_never_attends_to_itself():
     img = torch.randn(1, 5, 9, 9)
     V, Q = net.cells(img)
     assert V.shape == (9, 9 * 16) and Q.shape == (9, 9 * 8)
-    idx = torch.arange(9)[None]
+    V, Q = V[None], Q[None]  # one block of 9 cells
     V2 = V.clone()
-    V2[4] += 100.0  # the centre patch's own values
+    V2[0, 4] += 100.0  # the centre patch's own values
     for gate, moved in ((0.0, False), (1.0, True)):
         g = torch.tensor([gate])
         with torch.no_grad():
-            a, b = net.attend(V, Q, idx, g), net.attend(V2, Q, idx, g)
+            a, b = net.attend(V, Q, g), net.attend(V2, Q, g)
         change = float((a[0, 4] - b[0, 4]).abs().max())
         # AFB (gate 0): the centre patch is rebuilt from the other 8 only; BFB (gate 1): itself too
         assert (change > 1e-3) == moved, (gate, change)
-    out = net.blocks(V, Q, idx, torch.tensor([0.0]))
+    out = net.blocks(V, Q, torch.tensor([0.0]))
     assert out.shape == (1, 5, BLOCK, BLOCK)
     # about 0.26 M parameters at the paper's sizes (205 bands, embedding 64)
     n = sum(p.numel() for p in ns.GatedTransformer(205, 64).parameters())
     assert 0.24e6 < n < 0.27e6
+
+
+@pytest.mark.torch
+def test_the_head_on_blocks_sees_only_its_block():
+    """head_on='block' (the public code): the head convolution runs on each 9 x 9 block with zero padding at
+    its edges. A 1 x 1 head is the same map either way; a 3 x 3 head agrees with the image head inside the
+    block and differs on its border, where the image head sees the neighbouring pixels."""
+    torch = require("torch")
+    from hadcore._gthad_nets import build
+
+    ns = build()
+    rng = np.random.default_rng(0)
+    Y = rng.normal(size=(21, 24, 5)).astype(np.float32)
+    im = ns.Image(Y, np.ones((21, 24), bool), None, torch.device("cpu"))
+    b = torch.arange(im.N)
+    with pytest.raises(ValueError, match="head_on"):
+        ns.GatedTransformer(5, 16, head_on="pixel")
+    for k in (1, 3):
+        torch.manual_seed(0)
+        on_image = ns.GatedTransformer(5, 16, head_kernel=k, head_on="image")
+        on_block = ns.GatedTransformer(5, 16, head_kernel=k, head_on="block")
+        on_block.load_state_dict(on_image.state_dict())
+        with torch.no_grad():
+            Vi, Qi = on_image.tokens(im, b)
+            Vb, Qb = on_block.tokens(im, b)
+        assert Vb.shape == Vi.shape == (im.N, 9, 9 * 16) and Qb.shape == Qi.shape
+        # pixel (y, x) of patch p: token features [p, (3 y + x) e : (3 y + x + 1) e]
+        px = lambda V: V.reshape(im.N, 3, 3, 3, 3, 16).permute(0, 1, 3, 2, 4, 5).reshape(im.N, 9, 9, 16)
+        diff = (px(Vi) - px(Vb)).abs().amax(dim=(0, 3))
+        if k == 1:
+            assert float(diff.max()) < 1e-5
+        else:
+            assert float(diff[1:-1, 1:-1].max()) < 1e-5 and float(diff[0].min()) > 1e-3
+            assert float(diff[:, 0].min()) > 1e-3 and float(diff[-1].min()) > 1e-3
 
 
 @pytest.fixture(scope="module")
@@ -159,14 +200,34 @@ def test_content_matching_routes_blocks(small_crop):
     require("torch")
     off = GTHAD(gating=False, **FAST)
     off.detect(small_crop[0])
-    assert off.bfb_blocks_ == 0
+    assert off.bfb_blocks_ == [0, 0]  # one count per network (heads 3 and 1)
     on = GTHAD(**{**FAST, "epochs": 6, "search_every": 2})
     s_on = on.detect(small_crop[0])
     n_blocks = np.prod(block_geometry(40, 40)[1:])
-    assert 0 <= on.bfb_blocks_ <= n_blocks
+    assert all(0 <= n <= n_blocks for n in on.bfb_blocks_)
     no_search = GTHAD(**{**FAST, "search_every": 0})
     np.testing.assert_array_equal(no_search.detect(small_crop[0]), off.detect(small_crop[0]))
     assert np.isfinite(s_on).all()
+
+
+@pytest.mark.torch
+def test_two_heads_average_two_networks(small_crop):
+    """heads='3,1' (the default): the score is the geometric mean of the scores of one network per head
+    side, each trained from the same seed as it would be alone; pool='wide' pools the 3 x 3 one only."""
+    require("torch")
+    cube = small_crop[0]
+    both = GTHAD(**FAST).detect(cube).astype(np.float64)
+    three = GTHAD(heads="3", **FAST).detect(cube).astype(np.float64)  # pooled (pool='wide')
+    one = GTHAD(heads="1", **FAST).detect(cube).astype(np.float64)  # not pooled
+    np.testing.assert_allclose(both, np.sqrt(three * one), rtol=1e-5, atol=1e-9)
+    mean = GTHAD(combine="mean", **FAST).detect(cube).astype(np.float64)
+    np.testing.assert_allclose(mean, (three + one) / 2, rtol=1e-5, atol=1e-7)
+    assert not np.allclose(three, one)
+    assert not np.allclose(GTHAD(heads="3", pool="none", **FAST).detect(cube), three)
+    np.testing.assert_array_equal(GTHAD(heads="1", pool="wide", **FAST).detect(cube),
+                                  GTHAD(heads="1", pool="none", **FAST).detect(cube))
+    # a 1 x 1 head is the same map on blocks and on the image
+    np.testing.assert_allclose(GTHAD(heads="1", head_on="image", **FAST).detect(cube), one, rtol=1e-6)
 
 
 @pytest.mark.torch
