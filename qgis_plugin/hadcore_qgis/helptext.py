@@ -22,7 +22,7 @@ FAMILY_GROUPS = {
 #: base of every documentation link (the repository's files on GitHub)
 DOCS_BASE_URL = "https://github.com/hadcore/hadcore/blob/main/"
 #: detectors with a documentation page of their own in ``docs/`` (tests check this against ``docs/``)
-DETECTOR_PAGES = {"kdad": "docs/kdad.md", "stad": "docs/stad.md"}
+DETECTOR_PAGES = {"gthad": "docs/gthad.md", "kdad": "docs/kdad.md", "stad": "docs/stad.md"}
 #: every other detector links to the detector table of the README
 DETECTOR_TABLE = "README.md#detectors"
 
