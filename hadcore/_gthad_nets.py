@@ -71,6 +71,8 @@ def build():
             self.e = int(embed)
             self.hk = int(head_kernel)
             self.head_on = head_on
+            # a 1 x 1 head is the same map on blocks as on the image: only a wider one runs per block
+            self.per_block = head_on == "block" and self.hk > 1
             # 'image': applied to the replicate-padded image (no zero border); 'block': to each 9 x 9 block
             # with zero padding at the block's edges (the public code)
             self.head = nn.Conv2d(c, self.e, self.hk, padding=self.hk // 2 if head_on == "block" else 0)
@@ -110,11 +112,12 @@ def build():
 
             return tok(h), tok(q)
 
-        def tokens(self, im, b, cells=None):
+        def tokens(self, im, b, cells=None, x=None):
             """(values, queries) of the blocks ``b`` of the :class:`Image` ``im``; ``cells``: the image's
-            :meth:`cells` when already computed (head on the image only)."""
-            if self.head_on == "block" and self.hk > 1:  # a 1 x 1 head is the same map on the image
-                return self.block_tokens(im.targets(b)[0])
+            :meth:`cells` when already computed (head on the image only); ``x``: the blocks' input
+            ``im.targets(b)[0]`` when already gathered (head per block only)."""
+            if self.per_block:
+                return self.block_tokens(im.targets(b)[0] if x is None else x)
             V, Q = cells if cells is not None else self.cells(im.img)
             idx = im.cell_idx[b]
             return V[idx], Q[idx]
@@ -214,7 +217,7 @@ def build():
                 for s in range(0, N, step_size):
                     b = perm[s:s + step_size]
                     tgt, tv = im.targets(b)
-                    out = net.blocks(*net.tokens(im, b), gates[i][b])
+                    out = net.blocks(*net.tokens(im, b, x=tgt), gates[i][b])
                     loss = (((out - tgt) ** 2) * tv).sum() / (tv.sum() * im.c).clamp_min(1.0)
                     opt.zero_grad()
                     loss.backward()
@@ -227,7 +230,7 @@ def build():
         return gates
 
     def _image_cells(net, im):  # the cells once per image when the head runs on the image
-        return net.cells(im.img) if net.head_on == "image" or net.hk == 1 else None
+        return None if net.per_block else net.cells(im.img)
 
     def reconstruct_all(net, im, gate):
         """The trained network's reconstruction (N, c, 9, 9) of every block of ``im``."""
@@ -250,7 +253,7 @@ def build():
             for s in range(0, im.N, 1024):
                 b = torch.arange(s, min(s + 1024, im.N), device=im.dev)
                 tgt, tv = im.targets(b)
-                r = ((tgt - net.blocks(*net.tokens(im, b, cells), gate[b])) ** 2).sum(1, keepdim=True)
+                r = ((tgt - net.blocks(*net.tokens(im, b, cells, tgt), gate[b])) ** 2).sum(1, keepdim=True)
                 if im.ex_flat is not None:
                     r = r + im.ex_flat[im.pix_idx[b]].reshape(-1, 1, BLOCK, BLOCK)
                 r = r * tv
