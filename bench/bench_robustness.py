@@ -13,9 +13,10 @@ Variants of a scene cube (float32, as the .npz holds it):
 - ``x1e-4``: multiplied by 1e-4 (reflectance stored as fractions instead of 0-10000 integers).
 
 Detectors with a ``seed`` parameter run with seeds 0, 1, 2 on ``orig`` (mean and standard deviation), and
-with seed 0 on the variants. Results are appended to ``bench_data/robustness.jsonl`` (outside the repo) as
+with seed 0 on the variants. Results are appended to ``docs/robustness-runs.jsonl`` (kept in the repository, beside the page) as
 each run ends, one JSON line per (detector, scene, variant, seed), so a run can be stopped and resumed:
-runs already recorded are skipped. ``report`` writes the tables. AUC is AUC(PD,PF), exact
+runs already recorded are skipped (``run --redo`` drops the named detectors' runs first, after a change of
+their defaults). ``report`` writes the tables. AUC is AUC(PD,PF), exact
 (``hadcore.metrics.roc_auc``).
 """
 
@@ -32,8 +33,10 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("HADCORE_DATA", ROOT.parent / "shared" / "data"))
-BENCH = Path(os.environ.get("HADCORE_BENCH_DATA", ROOT.parent / "bench_data"))
-RESULTS = BENCH / "robustness.jsonl"
+# the runs are kept in the repository (small, one line per run): the page can be regenerated, and one
+# detector's rows redone (``run --redo``), without running every other detector again
+BENCH = Path(os.environ["HADCORE_BENCH_DATA"]) if os.environ.get("HADCORE_BENCH_DATA") else ROOT / "docs"
+RESULTS = BENCH / "robustness-runs.jsonl"
 SCENES = ["abu-airport-1", "abu-airport-2", "abu-beach-1", "abu-beach-2", "abu-urban-1", "abu-urban-2",
           "sandiego-lren", "hydice-162", "pavia-100"]
 VARIANTS = ["orig", "first64", "minmax", "x1e-4"]
@@ -79,6 +82,10 @@ def cmd_run(a):
         names.remove("rx")
     names.insert(0, "rx")
     seeds = [int(s) for s in a.seeds.split(",")]
+    if a.redo and a.detectors != "all" and RESULTS.exists():
+        drop = set(a.detectors.split(","))
+        keep = [ln for ln in RESULTS.read_text().splitlines() if ln.strip() and json.loads(ln)["detector"] not in drop]
+        RESULTS.write_text("".join(ln + "\n" for ln in keep))
     have = done_keys()
     BENCH.mkdir(parents=True, exist_ok=True)
     for name in names:
@@ -98,6 +105,11 @@ def cmd_run(a):
                         with threadpool_limits(a.threads):
                             s = hadcore.get_detector(name, **kw).detect(cube)
                         auc, err = float(roc_auc(s, gt)), None
+                        if a.maps and v == "orig" and key[3] in (None, 0):  # bench_ensemble's cache layout
+                            f = Path(a.maps) / name / f"{scene}.npy"
+                            f.parent.mkdir(parents=True, exist_ok=True)
+                            np.save(f, s)
+                            f.with_suffix(".sec").write_text(f"{time.perf_counter() - t0:.2f}")
                     except Exception as exc:  # noqa: BLE001 - a failure is a result here
                         auc, err = None, f"{type(exc).__name__}: {exc}"[:300]
                     row = {"detector": name, "scene": scene, "variant": v, "seed": key[3], "auc": auc,
@@ -222,6 +234,10 @@ def main(argv=None):
     p.add_argument("--scenes", default=",".join(SCENES))
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--maps", help="also save each orig seed-0 score map as MAPS/<detector>/<scene>.npy (the "
+                   "layout of bench_ensemble.py's --cache)")
+    p.add_argument("--redo", action="store_true",
+                   help="drop the named detectors' recorded runs first (after a change of their defaults)")
     p.set_defaults(fn=cmd_run)
     p = sp.add_parser("report")
     p.add_argument("--out", default=str(ROOT / "docs" / "robustness.md"))
