@@ -27,12 +27,10 @@ SCENES = ["abu-airport-1", "abu-airport-2", "abu-beach-1", "abu-beach-2", "abu-u
 
 
 def combine(maps, how):
-    if len(maps) == 1:
-        return maps[0]
-    if how == "mean":
-        return sum(maps) / len(maps)
-    tiny = np.finfo(np.float64).tiny
-    return np.exp(sum(np.log(np.maximum(m, tiny)) for m in maps) / len(maps))
+    """The detector's own combination (one definition, so the selection scores what gthad computes)."""
+    from hadcore.detectors.gthad import combine_errors
+
+    return combine_errors(maps, how)
 
 
 def main(argv=None):

@@ -18,6 +18,17 @@ def _f32(x) -> np.ndarray:
     return np.asarray(x, dtype=np.float64).astype(np.float32).astype(np.float64)
 
 
+def combine_errors(scores, how: str = "geo"):
+    """Per-pixel errors of several networks (each >= 0) combined: ``geo`` (geometric mean; an error of
+    exactly 0, at invalid pixels, stays about 0) or ``mean``; one map is returned as it is."""
+    if len(scores) == 1:
+        return scores[0]
+    if how == "mean":
+        return sum(scores) / len(scores)
+    tiny = np.finfo(np.float64).tiny
+    return np.exp(sum(np.log(np.maximum(S, tiny)) for S in scores) / len(scores))
+
+
 class SpectralBasis:
     """The network input of GT-HAD as a fitted per-pixel map (numpy only).
 
@@ -229,12 +240,7 @@ class GTHAD(Detector):
 
     def _combine(self, scores):
         """The networks' per-pixel errors (each >= 0) combined by :attr:`combine`."""
-        if len(scores) == 1:
-            return scores[0]
-        if self.combine == "mean":
-            return sum(scores) / len(scores)
-        tiny = np.finfo(np.float64).tiny  # an error of exactly 0 (invalid pixels) stays about 0
-        return np.exp(sum(np.log(np.maximum(S, tiny)) for S in scores) / len(scores))
+        return combine_errors(scores, self.combine)
 
     def head_sides(self):
         """The head sides of :attr:`heads`, one network each (ParameterError when malformed)."""
