@@ -200,9 +200,11 @@ def build():
                 nearest[s:s + 1024] = d.argmin(1)
             return (nearest == torch.arange(N, device=self.dev)).to(torch.float32)
 
-    def train(net, images, *, epochs, search_every, gating, lr, batch, seed, progress):
+    def train(net, images, *, epochs, search_every, gating, lr, batch, seed, progress, on_epoch=None):
         """Train ``net`` on ``images`` (:class:`Image`; every block of every image once per epoch, each step
-        within one image) and return each image's gate (1 = BFB) after the last content matching."""
+        within one image) and return each image's gate (1 = BFB) after the last content matching.
+        ``on_epoch(ep, gates)``, when given, is called after each epoch (it must leave ``net`` in training
+        mode and draw no random numbers)."""
         opt = torch.optim.Adam(net.parameters(), lr=lr)
         gen = torch.Generator().manual_seed(int(seed))
         gates = [torch.zeros(im.N, device=im.dev) for im in images]
@@ -226,6 +228,8 @@ def build():
                         outs[b] = out.detach()
                 if search:
                     gates[i] = im.cmm(outs)
+            if on_epoch is not None:
+                on_epoch(ep, gates)
             progress.update(ep / (epochs + 1))
         return gates
 

@@ -231,6 +231,39 @@ def test_two_heads_average_two_networks(small_crop):
 
 
 @pytest.mark.torch
+@pytest.mark.parametrize("stop", [4, 5])
+def test_a_snapshot_during_training_is_a_shorter_run(small_crop, stop):
+    """What bench/gthad_epochs.py relies on: the network after E of a longer run's epochs, scored with the
+    gates a run of E epochs ends with (it skips the content matching of its last epoch), is that run."""
+    require("torch")
+    cube = small_crop[0]
+    kw = dict(FAST, epochs=6, search_every=2, heads="3")
+    det = GTHAD(**kw)
+    ns, _ = det._nets()
+    train, snap = ns.train, {}
+
+    def snapshot_train(net, images, **k):
+        prev = [None]
+
+        def hook(ep, gates):
+            g = prev[0] if ep % det.search_every == 0 and prev[0] is not None else gates[0]
+            prev[0] = gates[0]
+            if ep == stop:
+                snap["S"] = ns.score(net, images[0], g, det._pools(net))[0]
+                net.train()
+        return train(net, images, on_epoch=hook, **k)
+
+    ns.train = snapshot_train
+    try:
+        longer = det.detect(cube)
+    finally:
+        ns.train = train
+    shorter = GTHAD(**{**kw, "epochs": stop}).detect(cube)
+    np.testing.assert_allclose(snap["S"].astype(np.float32), shorter, rtol=1e-6, atol=0)
+    assert not np.allclose(longer, shorter)
+
+
+@pytest.mark.torch
 def test_every_band_as_the_paper(small_crop):
     require("torch")
     s = GTHAD(components=0, **FAST).detect(small_crop[0])
