@@ -77,7 +77,8 @@ def test_registered_and_declared():
     assert (ctx.crops, ctx.crop_size, ctx.halo, ctx.seed) == (4, 128, 16, 0)
     assert get_detector("gthad", halo=24, seed=3).context().halo == 24
     names = {p["name"] for p in GTHAD.describe()["params"]}
-    assert {"components", "embed", "heads", "head_on", "tail_kernel", "epochs", "search_every", "gating", "lr",
+    assert {"components", "embed", "heads", "head_on", "tail_kernel", "epochs", "pixel_epochs", "search_every",
+            "gating", "lr",
             "batch", "pool", "device", "crops", "crop_size", "halo", "seed"} <= names
     assert "Lian" in GTHAD.reference and "TNNLS" in GTHAD.describe()["doc"]
 
@@ -95,6 +96,7 @@ def test_registered_and_declared():
     ({"combine": "max"}, "combine"),
     ({"device": "tpu"}, "device"),
     ({"epochs": 0}, "epochs"),
+    ({"pixel_epochs": -1}, "pixel_epochs"),
     ({"bogus": 1}, "no parameter"),
 ])
 def test_bad_parameters(kw, msg):
@@ -261,6 +263,21 @@ def test_a_snapshot_during_training_is_a_shorter_run(small_crop, stop):
     shorter = GTHAD(**{**kw, "epochs": stop}).detect(cube)
     np.testing.assert_allclose(snap["S"].astype(np.float32), shorter, rtol=1e-6, atol=0)
     assert not np.allclose(longer, shorter)
+
+
+@pytest.mark.torch
+def test_the_per_pixel_network_trains_at_most_pixel_epochs(small_crop):
+    """pixel_epochs caps the training of the 1 x 1 network only; the 3 x 3 one trains ``epochs``."""
+    require("torch")
+    cube = small_crop[0]
+    kw = dict(FAST, epochs=6)
+    assert GTHAD(**kw, pixel_epochs=4).net_epochs(1) == 4 and GTHAD(**kw, pixel_epochs=4).net_epochs(3) == 6
+    assert GTHAD(**kw, pixel_epochs=0).net_epochs(1) == 6 and GTHAD(**kw, pixel_epochs=9).net_epochs(1) == 6
+    one = GTHAD(**{**kw, "heads": "1"}, pixel_epochs=4).detect(cube)
+    np.testing.assert_array_equal(one, GTHAD(**{**kw, "heads": "1", "epochs": 4}, pixel_epochs=0).detect(cube))
+    assert not np.array_equal(one, GTHAD(**{**kw, "heads": "1"}, pixel_epochs=0).detect(cube))
+    np.testing.assert_array_equal(GTHAD(**{**kw, "heads": "3"}, pixel_epochs=4).detect(cube),
+                                  GTHAD(**{**kw, "heads": "3"}, pixel_epochs=0).detect(cube))
 
 
 @pytest.mark.torch
