@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-__all__ = ["build_nets", "deterministic", "device_param", "torch_device"]
+import os
+
+__all__ = ["build_nets", "deterministic", "device_param", "session", "torch_device"]
 
 
 class deterministic:
@@ -13,11 +15,47 @@ class deterministic:
 
     def __enter__(self):
         self.prev = self.torch.are_deterministic_algorithms_enabled()
+        self.prev_warn = self.torch.is_deterministic_algorithms_warn_only_enabled()
         self.torch.use_deterministic_algorithms(True, warn_only=True)
         return self
 
     def __exit__(self, *exc):
-        self.torch.use_deterministic_algorithms(self.prev)
+        self.torch.use_deterministic_algorithms(self.prev, warn_only=self.prev_warn)
+        return False
+
+
+class session:
+    """Context manager for a torch detector's calls: a bounded thread count, deterministic
+    algorithms, and (``seed`` given) torch's global RNG forked and seeded; all restored afterwards."""
+
+    def __init__(self, torch, threads: int, seed=None, cuda: bool = False):
+        self.torch, self.threads, self.seed, self.cuda = torch, int(threads), seed, cuda
+
+    def __enter__(self):
+        t = self.torch
+        self.prev_threads = t.get_num_threads()
+        t.set_num_threads(max(1, min(self.threads, os.cpu_count() or 1)))
+        self.prev_det = t.are_deterministic_algorithms_enabled()
+        self.prev_warn = t.is_deterministic_algorithms_warn_only_enabled()
+        t.use_deterministic_algorithms(True, warn_only=True)
+        self.prev_bench = t.backends.cudnn.benchmark
+        t.backends.cudnn.benchmark = False
+        self.rng = None
+        if self.seed is not None:
+            self.rng = t.random.fork_rng(devices=[0] if self.cuda else [])
+            self.rng.__enter__()
+            t.manual_seed(int(self.seed))
+            if self.cuda:
+                t.cuda.manual_seed_all(int(self.seed))
+        return self
+
+    def __exit__(self, *exc):
+        t = self.torch
+        if self.rng is not None:
+            self.rng.__exit__(*exc)
+        t.backends.cudnn.benchmark = self.prev_bench
+        t.use_deterministic_algorithms(self.prev_det, warn_only=self.prev_warn)
+        t.set_num_threads(self.prev_threads)
         return False
 
 

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from ..base import Context, Detector
-from .._torchutil import build_nets, device_param, torch_device
+from .._torchutil import build_nets, device_param, session, torch_device
 from ..errors import InputError, ParameterError
 from ..params import Param
 
@@ -57,41 +55,6 @@ class BandScaler:
             Y[~flat_mask[s:s + step]] = 0.0
             out[s:s + step] = Y
         return out.reshape(h, w, B)
-
-
-class _TorchSession:
-    """Context manager for every torch call of the detector: a bounded thread count, deterministic
-    algorithms, and (``seed`` given) torch's global RNG forked and seeded; all restored afterwards."""
-
-    def __init__(self, torch, threads: int, seed=None, cuda: bool = False):
-        self.torch, self.threads, self.seed, self.cuda = torch, int(threads), seed, cuda
-
-    def __enter__(self):
-        t = self.torch
-        self.prev_threads = t.get_num_threads()
-        t.set_num_threads(max(1, min(self.threads, os.cpu_count() or 1)))
-        self.prev_det = t.are_deterministic_algorithms_enabled()
-        self.prev_warn = t.is_deterministic_algorithms_warn_only_enabled()
-        t.use_deterministic_algorithms(True, warn_only=True)
-        self.prev_bench = t.backends.cudnn.benchmark
-        t.backends.cudnn.benchmark = False
-        self.rng = None
-        if self.seed is not None:
-            self.rng = t.random.fork_rng(devices=[0] if self.cuda else [])
-            self.rng.__enter__()
-            t.manual_seed(int(self.seed))
-            if self.cuda:
-                t.cuda.manual_seed_all(int(self.seed))
-        return self
-
-    def __exit__(self, *exc):
-        t = self.torch
-        if self.rng is not None:
-            self.rng.__exit__(*exc)
-        t.backends.cudnn.benchmark = self.prev_bench
-        t.use_deterministic_algorithms(self.prev_det, warn_only=self.prev_warn)
-        t.set_num_threads(self.prev_threads)
-        return False
 
 
 class PDBSNet(Detector):
@@ -259,7 +222,7 @@ class PDBSNet(Detector):
         m_t = torch.from_numpy(np.stack([m for _, m in crops]).astype(np.float32)[:, None]).to(dev)
         bands = x_t.shape[1]
         progress.update(0.02)
-        with _TorchSession(torch, self.threads, self.seed, dev.type == "cuda"):
+        with session(torch, self.threads, self.seed, dev.type == "cuda"):
             net = ns.BlindSpotNet(bands, self.width, self.blocks, self.factor).to(dev)
             opt = torch.optim.Adam(net.parameters(), lr=self.lr, betas=(0.5, 0.999),
                                    weight_decay=self.weight_decay)
@@ -296,7 +259,7 @@ class PDBSNet(Detector):
         halo, T = self.receptive_radius(), self.NET_TILE
         out = np.zeros((H, W, B), dtype=np.float32) if want == "recon" else np.zeros((H, W))
         tiles = [(r, c) for r in range(0, H, T) for c in range(0, W, T)]
-        with _TorchSession(torch, self.threads), torch.no_grad():
+        with session(torch, self.threads), torch.no_grad():
             for i, (r, c) in enumerate(tiles):
                 r0, r1, c0, c1 = max(r - halo, 0), min(r + T + halo, H), max(c - halo, 0), min(c + T + halo, W)
                 x = torch.from_numpy(np.ascontiguousarray(X[r0:r1, c0:c1].transpose(2, 0, 1))[None]).to(dev)
