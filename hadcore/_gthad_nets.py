@@ -60,7 +60,7 @@ def build():
         features themselves; logits scaled by (9 e/2)^-1/2. In the *anomaly focus branch* (AFB) a patch may
         not attend to itself (its logit gets :data:`SELF_MASK`), so it must be rebuilt from the other
         patches of its block; in the *background focus branch* (BFB) it may. ``gate`` (one value per block,
-        1 = BFB) comes from the content matching of :func:`train_and_score`.
+        1 = BFB) comes from the content matching in :func:`train`.
         """
 
         def __init__(self, c: int, embed: int = 64, mlp_ratio: float = 2.0, head_kernel: int = 3, tail_kernel: int = 3,
@@ -270,23 +270,6 @@ def build():
         return GatedTransformer(c, embed, head_kernel=head_kernel, tail_kernel=tail_kernel,
                                 head_on=head_on).to(torch.device(device))
 
-    def train_and_score(Y, valid, extra, *, embed, head_kernel, epochs, tail_kernel=3, head_on="image",
-                        search_every, gating, lr, batch, pool, seed, device, progress):
-        """Train a :class:`GatedTransformer` on the image ``Y`` (H, W, c) float32 (its valid pixels) and
-        return the per-pixel score (H, W) float64 and the number of blocks in the BFB.
-
-        ``extra`` (H, W) or None: a per-pixel error added to the reconstruction error before pooling (the
-        energy outside the components the network sees). ``valid`` (H, W) bool: invalid pixels hold 0 in
-        ``Y``, carry no weight in the loss and no term in the content matching, and get no score.
-        """
-        im = Image(Y, valid, extra, torch.device(device))
-        net = make_net(Y.shape[2], embed, head_kernel, tail_kernel, device, head_on)
-        gates = train(net, [im], epochs=epochs, search_every=search_every, gating=gating, lr=lr, batch=batch,
-                      seed=seed, progress=progress)
-        out = score(net, im, gates[0], pool)
-        progress.update(1.0)
-        return out
-
     class NS:
         pass
 
@@ -296,7 +279,6 @@ def build():
     GatedTransformer.__qualname__ = GatedTransformer.__name__
     GatedTransformer.__module__ = __name__
     globals()["GatedTransformer"] = GatedTransformer
-    ns.train_and_score = train_and_score
     ns.Image, ns.train, ns.score, ns.make_net = Image, train, score, make_net
     _CACHE["ns"] = ns
     return ns
