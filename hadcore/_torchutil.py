@@ -35,9 +35,7 @@ class session:
         t = self.torch
         self.prev_threads = t.get_num_threads()
         t.set_num_threads(max(1, min(self.threads, os.cpu_count() or 1)))
-        self.prev_det = t.are_deterministic_algorithms_enabled()
-        self.prev_warn = t.is_deterministic_algorithms_warn_only_enabled()
-        t.use_deterministic_algorithms(True, warn_only=True)
+        self.det = deterministic(t).__enter__()
         self.prev_bench = t.backends.cudnn.benchmark
         t.backends.cudnn.benchmark = False
         self.rng = None
@@ -54,7 +52,7 @@ class session:
         if self.rng is not None:
             self.rng.__exit__(*exc)
         t.backends.cudnn.benchmark = self.prev_bench
-        t.use_deterministic_algorithms(self.prev_det, warn_only=self.prev_warn)
+        self.det.__exit__(*exc)
         t.set_num_threads(self.prev_threads)
         return False
 
