@@ -88,6 +88,25 @@ def read_raster(path):
     return band.ReadAsArray().astype(np.float64), ds.GetGeoTransform(), ds.GetProjection(), band.GetNoDataValue()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def layer_panel(qgis_app, qgis_iface):
+    """A real Layers panel (``QgsLayerTreeView`` on the project's layer tree) for pytest-qgis's mock ``iface``.
+
+    QGIS 3.28+ Processing hands ``iface.layerTreeView()`` to C++ (``QgsProcessingGuiUtils.addResultLayers``)
+    when it loads an algorithm's outputs; the mock would answer with a MagicMock, which C++ rejects. The QGIS
+    desktop has this view; here it is a real one, never shown (offscreen).
+    """
+    from qgis.core import QgsLayerTreeModel, QgsProject
+    from qgis.gui import QgsLayerTreeView
+
+    view = QgsLayerTreeView()
+    model = QgsLayerTreeModel(QgsProject.instance().layerTreeRoot(), view)
+    view.setModel(model)
+    qgis_iface.layerTreeView = lambda: view
+    yield view
+    del qgis_iface.layerTreeView
+
+
 @pytest.fixture(scope="session")
 def plugin(qgis_app, qgis_processing):
     """The plugin, loaded from qgis_plugin/ like QGIS does; returns its provider."""

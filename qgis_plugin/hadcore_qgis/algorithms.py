@@ -17,11 +17,8 @@ import numpy as np
 from qgis.core import (
     QgsCoordinateReferenceSystem,
     QgsFeature,
-    QgsFeatureSink,
-    QgsField,
     QgsFields,
     QgsGeometry,
-    QgsProcessing,
     QgsProcessingAlgorithm,
     QgsProcessingException,
     QgsProcessingOutputNumber,
@@ -35,11 +32,10 @@ from qgis.core import (
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
-    QgsWkbTypes,
 )
-from qgis.PyQt.QtCore import QCoreApplication, QVariant
+from qgis.PyQt.QtCore import QCoreApplication
 
-from . import gdal_io, styling
+from . import compat, gdal_io, styling
 from .helptext import detector_help, family_group
 from .loader import load_hadcore
 
@@ -100,10 +96,10 @@ class _Base(QgsProcessingAlgorithm):
 
 def detection_fields() -> QgsFields:
     fields = QgsFields()
-    fields.append(QgsField("id", QVariant.Int))
-    fields.append(QgsField("pixels", QVariant.Int))
+    fields.append(compat.field("id", "int"))
+    fields.append(compat.field("pixels", "int"))
     for name in ("area", "peak", "mean", "peak_x", "peak_y"):
-        fields.append(QgsField(name, QVariant.Double))
+        fields.append(compat.field(name, "double"))
     return fields
 
 
@@ -125,7 +121,7 @@ def write_detections(sink, labels, table, info, connectivity, feedback) -> int:
         feat.setGeometry(geom)
         feat.setAttributes([int(row["id"]), int(row["pixels"]), float(row["pixels"] * info.pixel_area),
                             float(row["peak"]), float(row["mean"]), float(x), float(y)])
-        sink.addFeature(feat, QgsFeatureSink.FastInsert)
+        sink.addFeature(feat, compat.SINK_FAST_INSERT)
         n += 1
     return n
 
@@ -137,7 +133,7 @@ def _add_detection_params(alg, with_sink_optional: bool):
     alg.addParameter(QgsProcessingParameterEnum(
         "CONNECTIVITY", tr("Pixel connectivity of a detection"), options=CONNECTIVITY_OPTIONS, defaultValue=0))
     alg.addParameter(QgsProcessingParameterNumber(
-        "MIN_SIZE", tr("Smallest detection (pixels)"), QgsProcessingParameterNumber.Integer,
+        "MIN_SIZE", tr("Smallest detection (pixels)"), compat.NUMBER_INTEGER,
         defaultValue=1, minValue=1))
 
 
@@ -178,7 +174,7 @@ class DetectorAlgorithm(_Base):
         self.addParameter(QgsProcessingParameterRasterLayer("INPUT", tr("Hyperspectral raster"), optional=True))
         self.addParameter(QgsProcessingParameterFile(
             "PRODUCT", tr("or a sensor product file (EMIT .nc, PRISMA .he5, EnMAP METADATA.XML, AVIRIS / HyTES / "
-                          "DESIS)"), behavior=QgsProcessingParameterFile.File, fileFilter=PRODUCT_FILTER,
+                          "DESIS)"), behavior=compat.FILE_BEHAVIOR_FILE, fileFilter=PRODUCT_FILTER,
             optional=True))
         bands = QgsProcessingParameterString("BANDS", tr("Bands (1-based, e.g. 1-50,60; empty = all)"),
                                              defaultValue="", optional=True)
@@ -186,19 +182,19 @@ class DetectorAlgorithm(_Base):
         bad = QgsProcessingParameterString(
             "BAD_BANDS", tr("Bad bands to drop besides the product's flags ('auto' = also water-vapour windows and "
                             "constant bands; 'none' = keep all; or 1-based bands)"), defaultValue="", optional=True)
-        bad.setFlags(bad.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        bad.setFlags(bad.flags() | compat.PARAMETER_FLAG_ADVANCED)
         self.addParameter(bad)
         for p in self._cls.params:
             self.addParameter(_qgis_parameter(p))
         self.addParameter(QgsProcessingParameterBoolean("SCALE", tr("Scale scores to 0-1"), defaultValue=False))
         mem = QgsProcessingParameterNumber("MEM_LIMIT", tr("Memory budget (MB; 0 = a quarter of the RAM, at most 2048)"),
-                                           QgsProcessingParameterNumber.Integer, defaultValue=0, minValue=0)
-        mem.setFlags(mem.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+                                           compat.NUMBER_INTEGER, defaultValue=0, minValue=0)
+        mem.setFlags(mem.flags() | compat.PARAMETER_FLAG_ADVANCED)
         self.addParameter(mem)
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", tr("Anomaly scores")))
         _add_detection_params(self, with_sink_optional=True)
         self.addParameter(QgsProcessingParameterFeatureSink(
-            "DETECTIONS", tr("Detections"), QgsProcessing.TypeVectorPolygon, optional=True, createByDefault=False))
+            "DETECTIONS", tr("Detections"), compat.SOURCE_VECTOR_POLYGON, optional=True, createByDefault=False))
         self.addOutput(QgsProcessingOutputNumber("N_DETECTIONS", tr("Number of detections")))
         self.addOutput(QgsProcessingOutputNumber("SECONDS", tr("Detector run time (s)")))
 
@@ -268,7 +264,7 @@ class DetectorAlgorithm(_Base):
         threshold = (self.parameterAsString(parameters, "THRESHOLD", context) or "").strip() or DEFAULT_THRESHOLD
         scale = self.parameterAsBool(parameters, "SCALE", context)
         sink, sink_id = self.parameterAsSink(parameters, "DETECTIONS", context, detection_fields(),
-                                             QgsWkbTypes.MultiPolygon, crs)
+                                             compat.WKB_MULTIPOLYGON, crs)
         if sink is not None:
             from hadcore.threshold import parse_threshold
 
@@ -363,7 +359,7 @@ def _qgis_parameter(p):
     if p.odd:
         desc += " (odd)"
     if p.type in ("int", "float"):
-        kind = QgsProcessingParameterNumber.Integer if p.type == "int" else QgsProcessingParameterNumber.Double
+        kind = compat.NUMBER_INTEGER if p.type == "int" else compat.NUMBER_DOUBLE
         kw = {}
         if p.min is not None:
             kw["minValue"] = p.min
@@ -378,7 +374,7 @@ def _qgis_parameter(p):
         d = QgsProcessingParameterEnum(qn, desc, options=choices, allowMultiple=False, defaultValue=default,
                                        optional=p.optional)
     elif p.type == "path":
-        d = QgsProcessingParameterFile(qn, desc, behavior=QgsProcessingParameterFile.File, extension="",
+        d = QgsProcessingParameterFile(qn, desc, behavior=compat.FILE_BEHAVIOR_FILE, extension="",
                                        defaultValue=p.default, optional=p.optional)
     else:
         d = QgsProcessingParameterString(qn, desc, defaultValue=p.default, optional=p.optional)
@@ -416,14 +412,14 @@ class VectorizeAlgorithm(_Base):
 
     def initAlgorithm(self, config=None):
         self.addParameter(QgsProcessingParameterRasterLayer("INPUT", tr("Anomaly-score layer")))
-        self.addParameter(QgsProcessingParameterNumber("BAND", tr("Band"), QgsProcessingParameterNumber.Integer,
+        self.addParameter(QgsProcessingParameterNumber("BAND", tr("Band"), compat.NUMBER_INTEGER,
                                                        defaultValue=1, minValue=1))
         _add_detection_params(self, with_sink_optional=False)
         self.addParameter(QgsProcessingParameterNumber(
             "N_BANDS", tr("Band count of the detector input (fpr: thresholds; 0 = from metadata)"),
-            QgsProcessingParameterNumber.Integer, defaultValue=0, minValue=0))
+            compat.NUMBER_INTEGER, defaultValue=0, minValue=0))
         self.addParameter(QgsProcessingParameterFeatureSink("OUTPUT", tr("Detections"),
-                                                            QgsProcessing.TypeVectorPolygon))
+                                                            compat.SOURCE_VECTOR_POLYGON))
         self.addOutput(QgsProcessingOutputNumber("N_DETECTIONS", tr("Number of detections")))
         self.addOutput(QgsProcessingOutputNumber("THRESHOLD_VALUE", tr("Threshold score")))
 
@@ -448,7 +444,7 @@ class VectorizeAlgorithm(_Base):
             raise QgsProcessingException(str(exc)) from None
         feedback.setProgress(50.0)
         sink, sink_id = self.parameterAsSink(parameters, "OUTPUT", context, detection_fields(),
-                                             QgsWkbTypes.MultiPolygon, layer.crs())
+                                             compat.WKB_MULTIPOLYGON, layer.crs())
         if sink is None:
             raise QgsProcessingException(self.invalidSinkError(parameters, "OUTPUT"))
         n = write_detections(sink, labels, table, info, conn, feedback)
@@ -496,7 +492,7 @@ class EvaluateAlgorithm(_Base):
 
     def initAlgorithm(self, config=None):
         self.addParameter(QgsProcessingParameterRasterLayer("INPUT", tr("Anomaly-score layer")))
-        self.addParameter(QgsProcessingParameterNumber("BAND", tr("Score band"), QgsProcessingParameterNumber.Integer,
+        self.addParameter(QgsProcessingParameterNumber("BAND", tr("Score band"), compat.NUMBER_INTEGER,
                                                        defaultValue=1, minValue=1))
         self.addParameter(QgsProcessingParameterRasterLayer("GROUND_TRUTH", tr("Ground truth (value > 0 = anomaly)")))
         self.addParameter(QgsProcessingParameterFileDestination(

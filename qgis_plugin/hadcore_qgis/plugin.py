@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from qgis.core import Qgis, QgsApplication, QgsMessageLog
+from qgis.core import QgsApplication, QgsMessageLog
 
+from . import compat
 from .loader import load_hadcore
 
 
@@ -25,9 +26,9 @@ class HadcorePlugin:
         self.initProcessing()
         _, error = load_hadcore()
         if error and self.iface is not None:
-            self.iface.messageBar().pushMessage("hadcore", error.splitlines()[0], level=Qgis.Warning, duration=0)
+            self.iface.messageBar().pushMessage("hadcore", error.splitlines()[0], level=compat.MSG_WARNING, duration=0)
         if error:
-            QgsMessageLog.logMessage(error, "hadcore", Qgis.Warning)
+            QgsMessageLog.logMessage(error, "hadcore", compat.MSG_WARNING)
 
     def unload(self):
         if self.provider is not None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 
-from qgis.core import Qgis, QgsMessageLog, QgsProcessingProvider
+from qgis.core import QgsMessageLog, QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
+from . import compat
 from .loader import load_hadcore
 
 _ICON = os.path.join(os.path.dirname(os.path.abspath(__file__)), "icon.svg")
@@ -37,7 +38,7 @@ class HadcoreProvider(QgsProcessingProvider):
 
         hc, error = load_hadcore()
         if hc is None:
-            QgsMessageLog.logMessage(error, "hadcore", Qgis.Warning)
+            QgsMessageLog.logMessage(error, "hadcore", compat.MSG_WARNING)
             self.addAlgorithm(MissingHadcoreAlgorithm(error))
             return
         # a detector added to the registry appears here without touching the plugin
@@ -45,7 +46,7 @@ class HadcoreProvider(QgsProcessingProvider):
             try:
                 alg = DetectorAlgorithm(name)
             except Exception as exc:  # one broken detector (missing optional dependency) must not hide the rest
-                QgsMessageLog.logMessage(f"hadcore: detector {name!r} not available: {exc}", "hadcore", Qgis.Warning)
+                QgsMessageLog.logMessage(f"hadcore: detector {name!r} not available: {exc}", "hadcore", compat.MSG_WARNING)
                 continue
             self.addAlgorithm(alg)
         self.addAlgorithm(VectorizeAlgorithm())

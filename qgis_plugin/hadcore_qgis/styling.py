@@ -38,10 +38,11 @@ from qgis.core import (
     QgsStyle,
     QgsTextBufferSettings,
     QgsTextFormat,
-    QgsUnitTypes,
     QgsVectorLayerSimpleLabeling,
 )
 from qgis.PyQt.QtGui import QColor
+
+from . import compat
 
 #: the score ramp: a name in QGIS's default style (Viridis, Magma and Inferno are there)
 RAMP = "Magma"
@@ -131,7 +132,7 @@ def style_scores(layer, path: Optional[str] = None) -> bool:
     lo, hi = stats
     if not hi > lo:  # a constant layer: any non-empty interval
         hi = lo + (abs(lo) * 1e-6 or 1.0)
-    fn = QgsColorRampShader(lo, hi, ramp, QgsColorRampShader.Interpolated, QgsColorRampShader.Continuous)
+    fn = QgsColorRampShader(lo, hi, ramp, compat.SHADER_LINEAR, compat.SHADER_CONTINUOUS)
     fn.classifyColorRamp()  # the ramp's own stops, spread over [lo, hi]
     fn.setClip(False)  # beyond the stretch: the end colours, not transparent
     shader = QgsRasterShader(lo, hi)
@@ -142,11 +143,11 @@ def style_scores(layer, path: Optional[str] = None) -> bool:
     renderer.setClassificationMin(lo)
     renderer.setClassificationMax(hi)
     origin = QgsRasterMinMaxOrigin()  # what the layer properties show: cumulative cut 2-99.8 %, exact
-    origin.setLimits(QgsRasterMinMaxOrigin.CumulativeCut)
+    origin.setLimits(compat.RANGE_CUMULATIVE_CUT)
     origin.setCumulativeCutLower(LOW_PERCENTILE / 100.0)
     origin.setCumulativeCutUpper(HIGH_PERCENTILE / 100.0)
-    origin.setExtent(QgsRasterMinMaxOrigin.WholeRaster)
-    origin.setStatAccuracy(QgsRasterMinMaxOrigin.Exact)
+    origin.setExtent(compat.RANGE_WHOLE_RASTER)
+    origin.setStatAccuracy(compat.RANGE_EXACT)
     renderer.setMinMaxOrigin(origin)
     renderer.setNodataColor(QColor())  # invalid colour: nodata pixels transparent
     layer.setRenderer(renderer)
@@ -175,20 +176,20 @@ def style_detections(layer) -> None:
         fmt = QgsTextFormat()
         fmt.setColor(OUTLINE_COLOR)
         fmt.setSize(8)
-        fmt.setSizeUnit(QgsUnitTypes.RenderPoints)
+        fmt.setSizeUnit(compat.UNIT_POINTS)
         buf = QgsTextBufferSettings()
         buf.setEnabled(True)
         buf.setColor(QColor(0, 0, 0))
         buf.setSize(0.7)
-        buf.setSizeUnit(QgsUnitTypes.RenderMillimeters)
+        buf.setSizeUnit(compat.UNIT_MILLIMETERS)
         fmt.setBuffer(buf)
         pal = QgsPalLayerSettings()
         pal.fieldName = LABEL_FIELD
         pal.isExpression = False
         pal.enabled = True
-        pal.placement = QgsPalLayerSettings.AroundPoint  # beside the polygon's centroid
+        pal.placement = compat.LABEL_AROUND_POINT  # beside the polygon's centroid
         pal.dist = 1.0
-        pal.distUnits = QgsUnitTypes.RenderMillimeters
+        pal.distUnits = compat.UNIT_MILLIMETERS
         pal.setFormat(fmt)
         layer.setLabeling(QgsVectorLayerSimpleLabeling(pal))
         layer.setLabelsEnabled(True)
@@ -234,19 +235,38 @@ def put_above(project, layer_id, below_id) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- post-processors
+def _source_key(source: str) -> str:
+    """A layer source or output id reduced to its file (``a.gpkg|layername=a`` -> the absolute path of a.gpkg)."""
+    path = str(source).split("|", 1)[0]
+    return os.path.normcase(os.path.abspath(path)) if os.path.isabs(path) else path
+
+
 class _Run:
     """The layers one algorithm run loads: shared by their post-processors (names, order)."""
 
     def __init__(self):
         self.names: Dict[str, str] = {}  # kind -> base name
         self.loaded: Dict[str, str] = {}  # kind -> project layer id
+        self.outputs: Dict[str, str] = {}  # kind -> the output's id in the context (a layer id or a file path)
         self.suffix: Optional[str] = None
+
+    def owns(self, layer_id: str, layer) -> bool:
+        """Whether a project layer is one of this run's outputs.
+
+        QGIS 3.22 adds each output to the project and post-processes it before loading the next; QGIS 3.28 and
+        later add every output first (named already, ``LayerDetails.setOutputLayerName``) and post-process them
+        afterwards. So a layer of this run may be in the project before its own post-processor ran: it is
+        recognised by its id (a temporary layer keeps the id it had in the context) or by its file.
+        """
+        if layer_id in self.loaded.values() or layer_id in self.outputs.values():
+            return True
+        files = {_source_key(o) for o in self.outputs.values()}
+        return _source_key(layer.source()) in files
 
 
 def _unique_suffix(project, run: _Run) -> str:
     """"" or " (n)": the smallest n for which no other layer of the project has any of the run's names."""
-    own = set(run.loaded.values())
-    taken = {lyr.name() for lid, lyr in project.mapLayers().items() if lid not in own}
+    taken = {lyr.name() for lid, lyr in project.mapLayers().items() if not run.owns(lid, lyr)}
     n = 1
     while True:
         suffix = "" if n == 1 else f" ({n})"
@@ -296,6 +316,27 @@ class LayerPostProcessor(QgsProcessingLayerPostProcessorInterface):
                 put_above(project, layer.id(), run.loaded[SCORES])
             else:
                 put_on_top(project, layer.id())
+        _select_top_of_run(project, run)
+
+
+def _select_top_of_run(project, run: _Run) -> None:
+    """Make the run's upper layer (its detections, else its scores) the Layers panel's current layer.
+
+    QGIS 3.28+ loads the outputs of the next run above the panel's current layer, and makes the first output it
+    loads current; were that the score layer, the next run would land between this run's detections and
+    scores. A selection the user made elsewhere (not one of this run's layers) is left alone.
+    """
+    try:
+        from qgis.utils import iface
+    except ImportError:  # pragma: no cover - qgis.utils is part of every QGIS install
+        return
+    view = iface.layerTreeView() if iface is not None else None
+    if view is None or project is not QgsProject.instance():
+        return
+    top = run.loaded.get(DETECTIONS) or run.loaded.get(SCORES)
+    current = view.currentLayer()
+    if top and (current is None or current.id() in run.loaded.values()) and project.mapLayer(top) is not None:
+        view.setCurrentLayer(project.mapLayer(top))
 
 
 def _keep(processor) -> None:
@@ -318,6 +359,7 @@ def attach(context, layer_id, kind: str, name: str, run: Optional[_Run] = None):
     details.forceName = True  # even with "use the file name as layer name" set
     processor = LayerPostProcessor(kind, name, path=layer_id if kind == SCORES else None, run=run,
                                    project=details.project)
+    processor.run.outputs[kind] = layer_id
     _keep(processor)
     details.setPostProcessor(processor)
     return processor
