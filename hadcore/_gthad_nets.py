@@ -248,7 +248,7 @@ def build():
     def score(net, im, gate, pool, match=False):
         """Per-pixel score (H, W) float64 of ``im`` under ``gate``; ``match``: the gate is first computed
         by content matching of the AFB reconstruction (as at a search epoch; for images not trained on)."""
-        net.eval()
+        net.train(False)
         with torch.no_grad():
             if match:
                 gate = im.cmm(reconstruct_all(net, im, torch.zeros(im.N, device=im.dev)))

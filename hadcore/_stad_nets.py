@@ -162,7 +162,7 @@ def _make_batch(rng, data, masks, weights, batch, patch):
 
 
 def _fingerprint(det, items) -> str:
-    h = hashlib.sha1()
+    h = hashlib.sha1(usedforsecurity=False)
     h.update(f"pseudo-anomalies={PSEUDO_ANOMALIES};".encode())
     for k in TRAIN_KEYS:
         h.update(f"{k}={getattr(det, k)!r};".encode())
@@ -278,7 +278,7 @@ def train_stad(det, cubes, out, progress, resume=False):
             ema_update(t_ema, teacher, det.ema)
         else:
             if step == Tt:
-                t_ema.eval()
+                t_ema.train(False)
             with torch.no_grad():
                 targets = t_ema(xc)
             img = xc.reshape(B, p, p, nb).permute(0, 3, 1, 2).contiguous()

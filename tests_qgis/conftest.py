@@ -103,8 +103,12 @@ def layer_panel(qgis_app, qgis_iface):
     model = QgsLayerTreeModel(QgsProject.instance().layerTreeRoot(), view)
     view.setModel(model)
     qgis_iface.layerTreeView = lambda: view
+    # the desktop's iface.setActiveLayer makes the layer the Layers panel's current one (QGIS 3.40's Processing
+    # calls it on the first output it loads)
+    set_active = qgis_iface.setActiveLayer
+    qgis_iface.setActiveLayer = lambda layer: (set_active(layer), view.setCurrentLayer(layer))[0]
     yield view
-    del qgis_iface.layerTreeView
+    del qgis_iface.layerTreeView, qgis_iface.setActiveLayer
 
 
 @pytest.fixture(scope="session")

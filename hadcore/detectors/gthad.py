@@ -309,7 +309,7 @@ class GTHAD(Detector):
                 sub = progress.sub(0.02 + 0.98 * i / len(sides), 0.02 + 0.98 * (i + 1) / len(sides))
                 gates = ns.train(net, images, epochs=self.net_epochs(k), search_every=self.search_every,
                                  gating=self.gating, lr=self.lr, batch=self.batch, seed=self.seed, progress=sub)
-            net.eval()
+            net.train(False)
             for prm in net.parameters():
                 prm.requires_grad_(False)
             nets.append(net)

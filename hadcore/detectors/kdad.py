@@ -599,7 +599,7 @@ class KDAD(Detector):
                 target = torch.cat([a_t, b_t], dim=1)
                 self._train(torch, ae.parameters(), lambda t: wmse(ae(a_t, b_t)[1], target, mask_t),
                             self.epochs, progress.sub(0.05, 0.35))
-                ae.eval()
+                ae.train(False)
                 for prm in ae.parameters():
                     prm.requires_grad_(False)
                 with torch.no_grad():

@@ -237,7 +237,7 @@ class PDBSNet(Detector):
                 opt.step()
                 if t % 5 == 0 or t == self.epochs - 1:
                     sub.update((t + 1) / self.epochs)
-        net.eval()
+        net.train(False)
         for prm in net.parameters():
             prm.requires_grad_(False)
         self.net_ = net

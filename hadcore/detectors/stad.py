@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any, Dict, Tuple
 
@@ -17,8 +18,15 @@ from ..progress import as_progress
 
 __all__ = ["STAD"]
 
-#: the weights shipped in the package (trained on ../shared/data only, see docs/stad.md)
-DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "stad_default.pt"
+#: file name of the default weights (trained on ../shared/data only, see docs/stad.md)
+WEIGHTS_NAME = "stad_default.pt"
+#: the package's weights folder: holds the default weights in an installed hadcore; empty in the copy the QGIS
+#: plugin ZIP vendors (the plugin repository accepts no binary file), see :func:`default_weights`
+PACKAGE_WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
+#: the weights shipped in the package
+DEFAULT_WEIGHTS = PACKAGE_WEIGHTS_DIR / WEIGHTS_NAME
+#: where to download the default weights from
+WEIGHTS_URL = "https://github.com/hadcore/hadcore/raw/main/hadcore/weights/stad_default.pt"
 FORMAT = "hadcore.stad"
 FORMAT_VERSION = 1
 MODES = ("full", "saliency", "mask", "recon", "recon_mask")
@@ -288,6 +296,40 @@ def _torch():
 _LOADED: Dict[Tuple[str, float, int], Any] = {}
 
 
+def user_weights_dir() -> Path:
+    """The user's folder for the default weights: ``$HADCORE_WEIGHTS_DIR`` if set, else, inside QGIS, the
+    profile's ``hadcore/weights`` folder, else ``~/.cache/hadcore/weights``."""
+    env = os.environ.get("HADCORE_WEIGHTS_DIR", "").strip()
+    if env:
+        return Path(env).expanduser()
+    if "qgis" in sys.modules:  # running inside QGIS: never import qgis otherwise
+        try:
+            from qgis.core import QgsApplication
+
+            settings = QgsApplication.qgisSettingsDirPath()
+        except Exception:  # pragma: no cover - a broken or partial qgis module
+            settings = ""
+        if settings:
+            return Path(settings) / "hadcore" / "weights"
+    return Path.home() / ".cache" / "hadcore" / "weights"
+
+
+def default_weights() -> Path:
+    """The default STAD weights file: the package's ``weights/`` folder first (an installed hadcore), then
+    :func:`user_weights_dir` (the QGIS plugin's vendored copy ships no weights). FileError, in one line, when
+    neither holds it."""
+    user = user_weights_dir()
+    for folder in (PACKAGE_WEIGHTS_DIR, user):
+        path = folder / WEIGHTS_NAME
+        if path.is_file():
+            return path
+    raise FileError(
+        f"stad: no default weights {WEIGHTS_NAME} (looked in {PACKAGE_WEIGHTS_DIR} and {user}); "
+        f"install hadcore into QGIS's Python (pip install hadcore), or download {WEIGHTS_URL} into {user} "
+        f"(HADCORE_WEIGHTS_DIR chooses that folder), or give the parameter 'weights'"
+    )
+
+
 def load_weights(path) -> Dict[str, Any]:
     """Read and check a STAD weights file without executing code (``torch.load(weights_only=True)``)."""
     torch = _torch()
@@ -338,7 +380,7 @@ def _load_student(path, device):
         except (KeyError, RuntimeError, TypeError, ValueError) as exc:
             msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise FileError(f"stad: weights file {path} does not fit the STAD network: {msg[:200]}") from None
-        student.eval()
+        student.train(False)
         for prm in student.parameters():
             prm.requires_grad_(False)
         if key is not None:
@@ -454,8 +496,9 @@ class STAD(Detector):
     min_bands = 2
     min_pixels = 3
     params = (
-        Param("weights", "path", None, "STAD weights file (.pt); empty = the weights shipped with hadcore.",
-              optional=True),
+        Param("weights", "path", None,
+              "STAD weights file (.pt); empty = the default weights (shipped with hadcore; for the QGIS plugin ZIP "
+              "see docs/qgis.md).", optional=True),
         Param("mode", "choice", "full", "Score: full STAD or a Table III ablation.", choices=MODES),
         device_param(),
         Param("tile", "int", 256, "Tile size in pixels for scoring large images (halo 16 added).",
@@ -498,7 +541,7 @@ class STAD(Detector):
         return torch_device(_torch(), self.device)
 
     def weights_path(self) -> Path:
-        return Path(self.weights) if self.weights is not None else DEFAULT_WEIGHTS
+        return Path(self.weights) if self.weights is not None else default_weights()
 
     # ------------------------------------------------------------------ fit / refine / score
     def _fit(self, data, progress):

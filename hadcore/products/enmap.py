@@ -175,9 +175,11 @@ class _Meta:
     def __init__(self, xml: Path):
         import xml.etree.ElementTree as ET
 
+        from ._xml import parse_xml
+
         self.xml = xml
         try:
-            root = ET.parse(str(xml)).getroot()
+            root = parse_xml(xml)
         except ET.ParseError as exc:
             raise FileError(f"{xml}: not a readable XML file ({str(exc).splitlines()[0]})") from None
         except OSError as exc:

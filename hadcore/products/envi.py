@@ -603,9 +603,10 @@ def _desis_xml(xml: Path):
     import xml.etree.ElementTree as ET
 
     from ..errors import FileError
+    from ._xml import parse_xml
 
     try:
-        root = ET.parse(xml).getroot()
+        root = parse_xml(xml)
     except (ET.ParseError, OSError) as exc:
         raise FileError(f"{xml}: cannot parse the DESIS metadata XML: {str(exc).splitlines()[0]}") from None
     # <band> appears under specific/bandCharacterisation (spectral) and under interiorOrientation

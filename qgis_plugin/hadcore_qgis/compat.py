@@ -77,4 +77,4 @@ def field(name: str, kind: str):
     try:
         return _core.QgsField(name, getattr(_QtCore.QMetaType.Type, member))
     except TypeError:
-        return _core.QgsField(name, getattr(_QtCore.QVariant.Type, member))
+        return _core.QgsField(name, getattr(_QtCore.QVariant.Type, member))  # qt6: ok (QGIS 3.22-3.36 only)

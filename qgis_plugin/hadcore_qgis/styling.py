@@ -58,8 +58,9 @@ DASH = "\u2013"  # en dash in the layer names
 
 SCORES, DETECTIONS = "scores", "detections"
 
-#: Python references to the post-processors handed to Processing: without one the Python object can be
-#: garbage-collected before Processing calls it (a known PyQGIS pitfall). Pruned once they have run.
+#: Python references to the post-processors handed to Processing until they have run: ``setPostProcessor``
+#: transfers ownership to the context, but without a reference of its own QGIS 3.22 lets the Python object be
+#: garbage-collected before Processing calls it (a known PyQGIS pitfall). Dropped once they have run.
 _ALIVE: list = []
 _MAX_ALIVE = 256
 
@@ -292,8 +293,7 @@ class LayerPostProcessor(QgsProcessingLayerPostProcessorInterface):
         try:
             self._post_process(layer)
         except Exception as exc:  # styling must never lose a result layer
-            if feedback is not None:
-                feedback.reportError(f"hadcore: could not style layer {self.name!r}: {exc}")
+            _report(feedback, f"hadcore: could not style layer {self.name!r}: {exc}")
         finally:
             self.done = True
 
@@ -317,6 +317,19 @@ class LayerPostProcessor(QgsProcessingLayerPostProcessorInterface):
             else:
                 put_on_top(project, layer.id())
         _select_top_of_run(project, run)
+
+
+def _report(feedback, message: str) -> None:
+    """To the run's feedback; to QGIS's message log when there is none or QGIS has deleted it already."""
+    try:
+        if feedback is not None:
+            feedback.reportError(message)
+            return
+    except RuntimeError:  # "wrapped C/C++ object ... has been deleted"
+        pass
+    from qgis.core import QgsMessageLog
+
+    QgsMessageLog.logMessage(message, "hadcore", compat.MSG_WARNING)
 
 
 def _select_top_of_run(project, run: _Run) -> None:
