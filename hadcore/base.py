@@ -165,6 +165,9 @@ class Detector:
     min_bands: ClassVar[int] = 2
     #: fewest valid pixels the method accepts
     min_pixels: ClassVar[int] = 3
+    #: optional packages the method imports (import names beyond numpy and scipy: "sklearn", "torch"); the QGIS
+    #: plugin names them in the detector's help and checks them before a run (QGIS's Python may lack them)
+    requires: ClassVar[Tuple[str, ...]] = ()
 
     def __init__(self, **params: Any):
         declared = {p.name: p for p in self.params}

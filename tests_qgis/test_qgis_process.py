@@ -184,3 +184,56 @@ def test_missing_hadcore_plugin_loads_and_explains(tmp_path):
     assert out["ids"] == ["hadcore:install_hadcore"]
     for text in (out["help"], out["run"]):
         assert "cannot be imported" in text and "pip install" in text
+
+
+NO_SKLEARN_SCRIPT = r"""
+import json, sys
+class _Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("sklearn", "torch"):
+            raise ModuleNotFoundError(f"No module named {name!r} (blocked by the test)", name=name)
+sys.meta_path.insert(0, _Block())
+from qgis.core import QgsApplication, QgsProcessingException
+app = QgsApplication([], False)
+app.initQgis()
+sys.path.append("/usr/share/qgis/python/plugins")
+from processing.core.Processing import Processing
+Processing.initialize()
+import processing, qgis.utils
+qgis.utils.plugin_paths[:0] = [sys.argv[1]]
+sys.path.insert(0, sys.argv[1])
+qgis.utils.updateAvailablePlugins()
+out = {"loaded": qgis.utils.loadPlugin("hadcore_qgis"), "started": qgis.utils.startProcessingPlugin("hadcore_qgis")}
+reg = QgsApplication.processingRegistry()
+out["ids"] = sorted(a.id() for a in reg.providerById("hadcore").algorithms())
+out["help"] = {n: reg.algorithmById(f"hadcore:{n}").shortHelpString() for n in ("kifd", "stad", "rx")}
+out["run"] = {}
+for name in ("kifd", "stad", "rx"):
+    try:
+        res = processing.run(f"hadcore:{name}", {"INPUT": sys.argv[2], "OUTPUT": sys.argv[3] + f"/{name}.tif"})
+        out["run"][name] = "ok: " + str(sorted(res))
+    except QgsProcessingException as exc:
+        out["run"][name] = str(exc)
+print("RESULT" + json.dumps(out))
+"""
+
+
+def test_missing_optional_packages_are_named_with_the_install_command(tmp_path, crop_tif):
+    """No scikit-learn and no torch in QGIS's Python (as in the Windows and macOS builds): every detector is still
+    listed, the ones that need them say so in their help, and running one fails with one line that names the
+    package and the pip command; RX runs."""
+    env = _env(tmp_path, PLUGIN_DIR, [REPO, _venv_site()])
+    r = subprocess.run([sys.executable, "-c", NO_SKLEARN_SCRIPT, str(PLUGIN_DIR), str(crop_tif[0]), str(tmp_path)],
+                       env=env, cwd=str(tmp_path), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = json.loads(r.stdout.split("RESULT", 1)[1])
+    assert out["loaded"] and out["started"]
+    assert {f"hadcore:{n}" for n in hadcore.list_detectors()} <= set(out["ids"])
+    assert "Not available here" in out["help"]["kifd"] and "scikit-learn" in out["help"]["kifd"]
+    assert "Not available here" in out["help"]["stad"] and "torch" in out["help"]["stad"]
+    assert "Not available here" not in out["help"]["rx"]
+    for name, package in (("kifd", "scikit-learn"), ("stad", "torch")):
+        msg = out["run"][name]
+        assert "\n" not in msg.strip(), msg
+        assert f"{name} needs {package}" in msg and "-m pip install" in msg and package in msg.split("install")[-1], msg
+    assert out["run"]["rx"].startswith("ok:"), out["run"]["rx"]

@@ -197,6 +197,7 @@ class GTHAD(Detector):
     family = "deep"
     trains = True
     min_pixels = 16
+    requires = ("torch",)
     params = (
         Param("components", "int", 32, "Principal components the network sees (0: every band, as the paper).",
               min=0, max=4096),

@@ -373,6 +373,7 @@ class KDAD(Detector):
     family = "deep"
     trains = True
     min_pixels = 16
+    requires = ("torch", "sklearn")
     params = (
         Param("ssfm", "bool", True, "Use the spatial-spectral fusion module (off: PCA image as X_fusion)."),
         Param("window", "choice", "dual", "SPAM window: dual (ring) or single.", choices=("dual", "single")),

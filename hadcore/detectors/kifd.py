@@ -83,6 +83,7 @@ class KIFD(Detector):
         "IEEE Trans. Geosci. Remote Sens., 58(1):319-329, 2020."
     )
     family = "statistical"
+    requires = ("sklearn",)
     trains = False
     params = (
         Param("n_components", "int", 100, "Kernel-PCA components kept.", min=1, max=1000),

@@ -226,6 +226,7 @@ class LRASR(Detector):
         "doi:10.1109/TGRS.2015.2493201."
     )
     family = "representation"
+    requires = ("sklearn",)
     params = (
         Param("beta", "float", 0.1, "Weight of the l1 (sparsity) term on the coefficients.", min=0.0, max=1e3),
         Param("lam", "float", 1.0, "Weight of the l2,1 term on the anomaly part E.", min=1e-6, max=1e3),

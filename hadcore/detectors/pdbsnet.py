@@ -153,6 +153,7 @@ class PDBSNet(Detector):
     family = "deep"
     trains = True
     min_pixels = 3
+    requires = ("torch",)
     params = (
         Param("factor", "int", 3, "Pixel-shuffle downsampling stride factor f (1 = no PD).", min=1, max=8),
         Param("width", "int", 32, "Channels of the convolution layers (paper: 64).", min=2, max=512),

@@ -495,6 +495,7 @@ class STAD(Detector):
     trains = True
     min_bands = 2
     min_pixels = 3
+    requires = ("torch",)
     params = (
         Param("weights", "path", None,
               "STAD weights file (.pt); empty = the default weights (shipped with hadcore; for the QGIS plugin ZIP "

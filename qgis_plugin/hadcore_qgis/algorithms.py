@@ -35,7 +35,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QCoreApplication
 
-from . import compat, gdal_io, styling
+from . import compat, deps, gdal_io, styling
 from .helptext import detector_help, family_group
 from .loader import load_hadcore
 
@@ -164,7 +164,7 @@ class DetectorAlgorithm(_Base):
         return self._cls.summary
 
     def shortHelpString(self):
-        return detector_help(self._cls, qgis_param_name)
+        return _requirements_html(self._name, self._cls.requires) + detector_help(self._cls, qgis_param_name)
 
     def tags(self):
         return ["hyperspectral", "anomaly", "detection", self._name, self._cls.family]
@@ -222,8 +222,13 @@ class DetectorAlgorithm(_Base):
     # ------------------------------------------------------------------ run
     def processAlgorithm(self, parameters, context, feedback):
         hc = _hc()
+        lacking = deps.missing(self._cls.requires)
+        if lacking:
+            raise QgsProcessingException(deps.message(self._name, lacking))
         try:
             return self._run(hc, parameters, context, feedback)
+        except ModuleNotFoundError as exc:  # an optional package the declaration did not name
+            raise QgsProcessingException(deps.message(self._name, [exc.name or str(exc)])) from None
         except hc.Cancelled:
             raise QgsProcessingException(tr("Cancelled by the user")) from None
         except (hc.HadcoreError, gdal_io.RasterIOError) as exc:
@@ -337,6 +342,17 @@ class DetectorAlgorithm(_Base):
                                         out_path, sink_id if sink is not None else None)
         feedback.setProgress(100.0)
         return results
+
+
+def _requirements_html(name: str, requires) -> str:
+    """The optional packages a detector needs, and how to install the ones QGIS's Python lacks."""
+    if not requires:
+        return ""
+    names = ", ".join(deps.PIP_NAMES.get(m, (m, m))[0] for m in requires)
+    lacking = deps.missing(requires)
+    if not lacking:
+        return f"<p><i>Needs {html.escape(names)} (installed).</i></p>"
+    return f"<p><b>Not available here</b>: {html.escape(deps.message(name, lacking))}</p>"
 
 
 def _band_ranges(bands) -> str:
