@@ -30,10 +30,16 @@ def test_install_command_per_platform():
                                prefix="/Applications/QGIS.app/Contents/MacOS")
     assert mac.startswith("/Applications/QGIS.app/Contents/MacOS/bin/python3 -m pip install --user torch")
     assert "download.pytorch.org/whl/cpu" in mac
-    linux = deps.install_command(["sklearn", "torch"], platform="linux", executable="/usr/bin/qgis", prefix="/usr")
+    linux = deps.install_command(["sklearn", "torch"], platform="linux", executable="/usr/bin/qgis", prefix="/usr",
+                                 externally_managed=False)
     assert linux.startswith("/usr/bin/python3 -m pip install --user scikit-learn torch")
-    venv = deps.install_command(["h5py"], platform="linux", executable="/opt/venv/bin/python3", prefix="/usr")
+    venv = deps.install_command(["h5py"], platform="linux", executable="/opt/venv/bin/python3", prefix="/usr",
+                                externally_managed=False)
     assert venv == "/opt/venv/bin/python3 -m pip install --user h5py"
+    # Debian's QGIS runs the system Python, where pip refuses (PEP 668): apt
+    debian = deps.install_command(["sklearn", "torch"], platform="linux", executable="/usr/bin/qgis",
+                                  prefix="/usr", externally_managed=True)
+    assert debian == "sudo apt install python3-sklearn python3-torch"
 
 
 def test_message_is_one_line_naming_package_and_command():

@@ -56,8 +56,30 @@ def qgis_python(platform: Optional[str] = None, executable: Optional[str] = None
     return os.path.join(prefix or "/usr", "bin", "python3")
 
 
-def install_command(modules: Iterable[str], platform: Optional[str] = None, **kw) -> str:
-    """The one command that installs ``modules`` (import names) into QGIS's Python."""
+#: import name -> Debian/Ubuntu package (their QGIS runs the system Python, where pip refuses to install: PEP 668)
+APT_NAMES = {"sklearn": "python3-sklearn", "torch": "python3-torch", "h5py": "python3-h5py",
+             "netCDF4": "python3-netcdf4", "rasterio": "python3-rasterio"}
+
+
+def _externally_managed() -> bool:
+    """Whether this Python's distribution forbids pip installs into it (PEP 668: Debian 12+, Ubuntu 23.04+)."""
+    import sysconfig
+
+    stdlib = sysconfig.get_path("stdlib") or ""
+    return bool(stdlib) and os.path.isfile(os.path.join(stdlib, "EXTERNALLY-MANAGED"))
+
+
+def install_command(modules: Iterable[str], platform: Optional[str] = None,
+                    externally_managed: Optional[bool] = None, **kw) -> str:
+    """The one command that installs ``modules`` (import names) into QGIS's Python.
+
+    A distribution's own Python (Debian's QGIS) gets its packages with apt; any other with pip.
+    """
+    modules = list(modules)
+    if externally_managed is None:
+        externally_managed = (platform or sys.platform).startswith("linux") and _externally_managed()
+    if externally_managed and all(m in APT_NAMES for m in modules):
+        return "sudo apt install " + " ".join(APT_NAMES[m] for m in modules)
     args = " ".join(PIP_NAMES.get(m, (m, m))[1] for m in modules)
     python = qgis_python(platform, **kw)
     user = "" if (platform or sys.platform).startswith("win") else " --user"
