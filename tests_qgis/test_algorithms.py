@@ -152,7 +152,7 @@ def test_cancel_inside_every_detector(plugin, crop_tif, tmp_path, name):
     feedback = QgsProcessingFeedback()
     # cancel once progress passed reading the bands (5 %): the detector itself must notice. Direct connection:
     # detectors may report from worker threads, and no event loop runs during processing.run.
-    feedback.progressChanged.connect(lambda p: feedback.cancel() if p > 5.0 else None, Qt.DirectConnection)
+    feedback.progressChanged.connect(lambda p: feedback.cancel() if p > 5.0 else None, Qt.ConnectionType.DirectConnection)
     out = tmp_path / "c.tif"
     with pytest.raises(QgsProcessingException, match="Cancelled"):
         run(f"hadcore:{name}", {"INPUT": str(path), "OUTPUT": str(out), **to_qgis_params(name, fast_params(name))},

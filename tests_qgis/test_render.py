@@ -33,6 +33,13 @@ OUT = REPO / "docs" / "img" / "qgis_render.png"
 RGB = (29, 19, 10)
 
 
+def _compat():
+    """The plugin's table of QGIS names (importable once the ``plugin`` fixture has loaded it)."""
+    from hadcore_qgis import compat
+
+    return compat
+
+
 def _composite(path, opacity=1.0):
     layer = QgsRasterLayer(str(path), "scene", "gdal")
     assert layer.isValid()
@@ -42,7 +49,7 @@ def _composite(path, opacity=1.0):
                                   renderer.setBlueContrastEnhancement)):
         lo, hi = prov.cumulativeCut(band, 0.02, 0.98)
         ce = QgsContrastEnhancement(prov.dataType(band))
-        ce.setContrastEnhancementAlgorithm(QgsContrastEnhancement.StretchToMinimumMaximum, True)
+        ce.setContrastEnhancementAlgorithm(QgsContrastEnhancement.ContrastEnhancementAlgorithm.StretchToMinimumMaximum, True)
         ce.setMinimumValue(lo)
         ce.setMaximumValue(hi)
         setter(ce)
@@ -59,7 +66,7 @@ def _anomaly(path, scores):
     items = [QgsColorRampShader.ColorRampItem(float(np.nanpercentile(scores, q)), QColor(c), f"p{q}")
              for q, c in stops]
     shader_fn = QgsColorRampShader(items[0].value, items[-1].value)
-    shader_fn.setColorRampType(QgsColorRampShader.Interpolated)
+    shader_fn.setColorRampType(_compat().SHADER_LINEAR)
     shader_fn.setColorRampItemList(items)
     shader_fn.setClip(True)  # scores below the 97th percentile are transparent
     shader = QgsRasterShader()
@@ -105,7 +112,7 @@ def test_render_scene_anomalies_and_polygons(plugin, sample_tif, tmp_path):
     left = _render([polys, base], base.extent(), base.crs())
     right = _render([polys, anomaly, dim], base.extent(), base.crs())
 
-    img = QImage(2 * PANEL, PANEL + TITLE, QImage.Format_RGB32)
+    img = QImage(2 * PANEL, PANEL + TITLE, QImage.Format.Format_RGB32)
     img.fill(QColor("white"))
     p = QPainter(img)
     p.drawImage(0, TITLE, left)
@@ -114,8 +121,8 @@ def test_render_scene_anomalies_and_polygons(plugin, sample_tif, tmp_path):
     f = QFont()
     f.setPixelSize(15)
     p.setFont(f)
-    p.drawText(0, 0, PANEL, TITLE, Qt.AlignCenter, f"abu-airport-1, bands {RGB}, {res['N_DETECTIONS']} detections")
-    p.drawText(PANEL, 0, PANEL, TITLE, Qt.AlignCenter, "hadcore:rx scores (top 3 %), detections")
+    p.drawText(0, 0, PANEL, TITLE, Qt.AlignmentFlag.AlignCenter, f"abu-airport-1, bands {RGB}, {res['N_DETECTIONS']} detections")
+    p.drawText(PANEL, 0, PANEL, TITLE, Qt.AlignmentFlag.AlignCenter, "hadcore:rx scores (top 3 %), detections")
     p.end()
     OUT.parent.mkdir(parents=True, exist_ok=True)
     assert img.save(str(OUT), "PNG")

@@ -31,6 +31,13 @@ DASH = "\u2013"
 RAMP = "Magma"  # the documented choice (styling.RAMP)
 
 
+def _compat():
+    """The plugin's table of QGIS names (importable once the ``plugin`` fixture has loaded it)."""
+    from hadcore_qgis import compat
+
+    return compat
+
+
 @pytest.fixture(autouse=True)
 def empty_project():
     project = QgsProject.instance()
@@ -82,7 +89,7 @@ def assert_score_style(layer, path):
     fn = r.shader().rasterShaderFunction()
     assert isinstance(fn, QgsColorRampShader)
     assert fn.minimumValue() == pytest.approx(lo) and fn.maximumValue() == pytest.approx(hi)
-    assert fn.colorRampType() == QgsColorRampShader.Interpolated
+    assert fn.colorRampType() == _compat().SHADER_LINEAR
     assert not fn.clip(), "scores above the stretch keep the top colour"
     ramp = QgsStyle.defaultStyle().colorRamp(RAMP)
     items = fn.colorRampItemList()
@@ -102,7 +109,7 @@ def assert_outline_style(layer):
     r = layer.renderer()
     assert r.type() == "singleSymbol"
     sl = r.symbol().symbolLayer(0)
-    assert sl.brushStyle() == Qt.NoBrush, "detections: outlines only"
+    assert sl.brushStyle() == Qt.BrushStyle.NoBrush, "detections: outlines only"
     assert sl.strokeColor().name() == "#00ffff"
     assert sl.strokeWidth() == pytest.approx(0.6)
     assert layer.labelsEnabled() and layer.labeling().settings().fieldName == "id"

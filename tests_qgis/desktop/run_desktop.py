@@ -39,7 +39,7 @@ import sys
 import time
 import traceback
 
-from qgis.core import Qgis, QgsApplication, QgsMapLayerType, QgsProject, QgsRasterBandStats
+from qgis.core import Qgis, QgsApplication, QgsProject
 from qgis.PyQt.QtCore import Qt, QTimer
 from qgis.PyQt.QtWidgets import QDockWidget, QTextEdit
 from qgis.utils import iface
@@ -51,6 +51,13 @@ T0 = time.monotonic()
 REPORT = {"stage": "started", "errors": [], "log": [], "messages": [],
           "qgis_version": Qgis.QGIS_VERSION, "python": sys.version.split()[0], "screenshots": {}}
 STATE = {"done": False, "finished": None}  # keeps Python references (dialog, layers) alive
+
+
+def _compat():
+    """The plugin's own table of QGIS names (the plugin, installed from the ZIP, is importable by now)."""
+    from hadcore_qgis import compat
+
+    return compat
 
 
 def log(msg: str) -> None:
@@ -169,7 +176,7 @@ def add_layer():
     win.move(0, 0)
     layers_dock = win.findChild(QDockWidget, "Layers")
     if layers_dock is not None:  # wide enough for "rx detections – abu-airport-1"
-        win.resizeDocks([layers_dock], [340], Qt.Horizontal)
+        win.resizeDocks([layers_dock], [340], Qt.Orientation.Horizontal)
     layer = iface.addRasterLayer(CONFIG["input"])  # named after the file, like Layer > Add Raster Layer
     if layer is None or not layer.isValid():
         raise RuntimeError(f"cannot add the raster layer {CONFIG['input']}")
@@ -294,7 +301,7 @@ def after_map():
 def _renderer_info(layer) -> dict:
     r = layer.renderer()
     info = {"renderer": r.type() if r is not None else None}
-    if layer.type() == QgsMapLayerType.RasterLayer and r is not None:
+    if layer.type() == _compat().LAYER_RASTER and r is not None:
         if hasattr(r, "classificationMin"):  # singlebandpseudocolor
             info.update(min=r.classificationMin(), max=r.classificationMax())
             shader = r.shader()
@@ -304,7 +311,8 @@ def _renderer_info(layer) -> dict:
         elif hasattr(r, "contrastEnhancement") and r.contrastEnhancement() is not None:  # singlebandgray
             ce = r.contrastEnhancement()
             info.update(min=ce.minimumValue(), max=ce.maximumValue())
-        stats = layer.dataProvider().bandStatistics(1, QgsRasterBandStats.All)
+        every = _compat().resolve("Qgis.RasterBandStatistic.All", "QgsRasterBandStats.Stats.All")
+        stats = layer.dataProvider().bandStatistics(1, every)
         info["band1_stats"] = {"min": stats.minimumValue, "max": stats.maximumValue, "mean": stats.mean}
     elif r is not None and hasattr(r, "symbol") and r.symbol() is not None:
         sym = r.symbol()
@@ -321,7 +329,7 @@ def layer_tree():
         layer = node.layer()
         entry = {"name": node.name(), "layer_name": layer.name() if layer else None,
                  "id": layer.id() if layer else None,
-                 "type": {QgsMapLayerType.RasterLayer: "raster", QgsMapLayerType.VectorLayer: "vector"}.get(
+                 "type": {_compat().LAYER_RASTER: "raster", _compat().LAYER_VECTOR: "vector"}.get(
                      layer.type(), str(layer.type())) if layer else None,
                  "provider": layer.providerType() if layer else None,
                  "source": layer.source() if layer else None,
