@@ -205,7 +205,7 @@ def detect_cmd(name, inputs, output, out_dir, params, bands, wavelengths, bad_ba
 
     det = build_detector(name, params, seed)
     red = parse_reduce(reduce_spec)
-    if parse_threshold(threshold).kind == "fpr" and det.name not in ("rx", "lrx"):
+    if parse_threshold(threshold).kind == "fpr" and det.null_distribution != "chi2":
         raise ParameterError(f"threshold 'fpr' assumes chi-square RX scores; {det.name!r} scores are not")
     if (output is None) == (out_dir is None):
         raise click.UsageError("give exactly one of -o/--output (one input) or --out-dir")
@@ -405,12 +405,9 @@ def vectorize_cmd(scores, output, threshold, connectivity, min_size, n_bands, ov
     check_output(output, overwrite)
     s, georef, tags = read_scores(scores)
     if spec.kind == "fpr":
-        det = tags.get("detector", "")
-        if det and det not in ("rx", "lrx"):
-            raise ParameterError(f"threshold 'fpr' assumes chi-square RX scores; this layer was made by {det!r}")
-        if tags.get("normalized") == "true":
-            raise ParameterError("threshold 'fpr' needs raw RX scores; this layer was scaled to 0-1")
-        n_bands = n_bands or (int(tags["bands"]) if "bands" in tags else None)
+        from hadcore.tags import check_fpr, read_score_tags
+
+        n_bands = check_fpr(read_score_tags(tags), n_bands)  # this schema or the QGIS plugin's earlier one
     frame = detections_to_frame(s, spec, transform=georef["transform"], crs=georef["crs"],
                                 connectivity=int(connectivity), min_size=min_size, n_bands=n_bands)
     write_detections(frame, output, overwrite=overwrite)

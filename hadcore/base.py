@@ -168,6 +168,9 @@ class Detector:
     #: optional packages the method imports (import names beyond numpy and scipy: "sklearn", "torch"); the QGIS
     #: plugin names them in the detector's help and checks them before a run (QGIS's Python may lack them)
     requires: ClassVar[Tuple[str, ...]] = ()
+    #: the scores' law on background pixels, when the method has one: "chi2" (with the input's band count as
+    #: degrees of freedom) lets ``fpr:`` thresholds apply; None otherwise (see :mod:`hadcore.tags`)
+    null_distribution: ClassVar[Optional[str]] = None
 
     def __init__(self, **params: Any):
         declared = {p.name: p for p in self.params}

@@ -435,10 +435,8 @@ def write_scores(
     CRS and transform are the input's; invalid (NaN) pixels get the input's nodata value when it has one
     (valid scores that happen to equal it are moved one float32 step up so they stay valid), else NaN.
     ``normalize`` scales valid scores to [0, 1]. Tags record the detector, its parameters, the band count
-    and the hadcore version.
+    and the hadcore version (:mod:`hadcore.tags`).
     """
-    import json
-
     import rasterio
 
     s = np.asarray(scores, dtype=np.float32)
@@ -454,17 +452,9 @@ def write_scores(
         clash = valid & (s == np.float32(nd))
         s[clash] = np.nextafter(np.float32(nd), np.float32(np.inf))
     s[~valid] = nd
-    tags = {
-        "hadcore_version": __version__,
-        "detector": detector,
-        "parameters": json.dumps(params or {}, sort_keys=True, default=str),
-        "normalized": str(bool(normalize)).lower(),
-        "higher_is_more_anomalous": "true",
-    }
-    if n_bands:
-        tags["bands"] = str(int(n_bands))
-    if extra_tags:
-        tags.update({k: str(v) for k, v in extra_tags.items()})
+    from .tags import score_tags
+
+    tags = score_tags(detector, params, n_bands=n_bands, normalized=normalize, extra=extra_tags)
     prof = _profile(s.shape[0], s.shape[1], 1, crs, transform, nd)
     with atomic_output(path, overwrite) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
@@ -752,7 +742,10 @@ class Scene:
 
     def band_tags(self) -> Dict[str, str]:
         """Dataset tags of a score layer saying what was used: band count, wavelength range, product."""
-        tags = {"bands_used": str(len(self.band_indices)), "product": self.product}
+        from .tags import band_ranges
+
+        tags = {"bands_used": str(len(self.band_indices)), "band_list": band_ranges(self.band_indices),
+                "product": self.product}
         if self.wavelengths is not None and len(self.wavelengths):
             tags["wavelength_range_nm"] = f"{float(np.nanmin(self.wavelengths)):.2f}-{float(np.nanmax(self.wavelengths)):.2f}"
         if self.output is not None:
@@ -841,6 +834,23 @@ def _choose(path, n, **kw):
         raise ParameterError(f"{Path(path).name}: {exc}") from None
 
 
+def raster_bands(src, n: int, path, *, bands: Optional[str] = None,
+                 wavelength_range: Optional[Sequence[float]] = None, bad_bands: Optional[str] = None,
+                 constant=None):
+    """The one band rule for a GDAL raster: (0-based bands, notes, wavelengths nm, fwhm nm, good flags).
+
+    ``src`` answers ``tags(bidx, ns=...)``, ``tag_namespaces()`` and ``descriptions`` as a rasterio dataset
+    does (the CLI and Python pass one; the QGIS plugin passes its GDAL adapter): the wavelengths, FWHM and
+    ``bbl`` flags come from :func:`band_metadata`, the choice from :func:`hadcore.bands.choose_bands`
+    (``bands``, ``wavelength_range``, ``bad_bands`` as the CLI's ``--bands``, ``--wavelengths``,
+    ``--bad-bands``; ``constant(candidates)`` for ``auto``).
+    """
+    wl, fw, good = band_metadata(src, n)
+    idx, notes = _choose(path, n, wavelengths_nm=wl, good=good, bands=bands, wavelength_range=wavelength_range,
+                         bad_bands=bad_bands, constant=constant)
+    return idx, notes, wl, fw, good
+
+
 def open_scene(path, bands: Optional[str] = None, wavelength_range: Optional[Sequence[float]] = None,
                bad_bands: Optional[str] = None, ortho: bool = True) -> Scene:
     """Open a scene for the streaming engine without reading its cube.
@@ -851,7 +861,6 @@ def open_scene(path, bands: Optional[str] = None, wavelength_range: Optional[Seq
     ``bad_bands="auto"`` also drops water-vapour windows and constant bands). ``ortho=False`` keeps a
     swath product's sensor geometry instead of its map grid.
     """
-    from .bands import choose_bands
     from .engine import ArraySource
 
     p = Path(path)
@@ -907,14 +916,13 @@ def open_scene(path, bands: Optional[str] = None, wavelength_range: Optional[Seq
     with src, warnings.catch_warnings():
         warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
         n = src.count
-        wl, fw, good = band_metadata(src, n)
         bs = src.block_shapes[0] if src.block_shapes else None
 
         def constant(cand):
             return constant_bands(RasterSource(p, [i + 1 for i in cand], src.nodata, (src.height, src.width), bs))
 
-        idx, notes = _choose(p, n, wavelengths_nm=wl, good=good, bands=bands, wavelength_range=wavelength_range,
-                                  bad_bands=bad_bands, constant=constant)
+        idx, notes, wl, fw, good = raster_bands(src, n, p, bands=bands, wavelength_range=wavelength_range,
+                                                bad_bands=bad_bands, constant=constant)
         source = RasterSource(p, [i + 1 for i in idx], src.nodata, (src.height, src.width), bs)
         gp = ground_truth_path(p)
         return Scene(source=source, crs=src.crs, transform=src.transform, nodata=src.nodata,
@@ -1056,20 +1064,12 @@ class ScoreWriter:
             self._dst.write(s, 1, window=Window(c0, r0, w, h))
 
     def _finish(self):
-        import json
-
         import rasterio
 
-        tags = {
-            "hadcore_version": __version__,
-            "detector": self.detector,
-            "parameters": json.dumps(self.params, sort_keys=True, default=str),
-            "normalized": str(bool(self.normalize)).lower(),
-            "higher_is_more_anomalous": "true",
-        }
-        if self.n_bands:
-            tags["bands"] = str(int(self.n_bands))
-        tags.update({k: str(v) for k, v in self.extra_tags.items()})
+        from .tags import score_tags
+
+        tags = score_tags(self.detector, self.params, n_bands=self.n_bands, normalized=self.normalize,
+                          extra=self.extra_tags)
         dst = self._dst
         dst.set_band_description(1, f"{self.detector} anomaly score" + (" (0-1)" if self.normalize else ""))
         dst.update_tags(**tags)

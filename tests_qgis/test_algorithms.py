@@ -42,7 +42,7 @@ def test_every_detector_writes_a_georeferenced_layer(plugin, crop_tif, tmp_path,
 
     ds = gdal.Open(str(out))
     assert ds.GetRasterBand(1).DataType == gdal.GDT_Float32
-    assert ds.GetMetadataItem("HADCORE_DETECTOR") == name
+    assert ds.GetMetadataItem("detector") == name
     assert np.isnan(scores[0, 0]), "the nodata pixel of the input must be nodata in the output"
     assert np.isfinite(scores[1:, 1:]).all()
     ref = direct(name, cube, **params)

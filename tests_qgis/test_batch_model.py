@@ -34,7 +34,6 @@ from qgis.core import (
     QgsProcessingModelParameter,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
-    QgsProject,
     QgsVectorLayer,
 )
 

@@ -173,9 +173,9 @@ def test_product_is_scored_on_its_own_grid(plugin, products, tmp_path, name):
 
     # the layer says what was used
     ds = gdal.Open(str(out))
-    assert ds.GetMetadataItem("HADCORE_N_BANDS") == str(int(good.sum()))
-    assert ds.GetMetadataItem("HADCORE_BANDS") == ranges(np.flatnonzero(good))
-    assert ds.GetMetadataItem("HADCORE_DETECTOR") == "rx"
+    assert ds.GetMetadataItem("bands") == str(int(good.sum()))
+    assert ds.GetMetadataItem("band_list") == ranges(np.flatnonzero(good))
+    assert ds.GetMetadataItem("detector") == "rx"
     ds = None
 
 
@@ -192,7 +192,7 @@ def test_bad_bands_auto_drops_water_vapour_bands(plugin, products, tmp_path):
     from osgeo import gdal
 
     ds = gdal.Open(str(out))
-    assert ds.GetMetadataItem("HADCORE_N_BANDS") == str(int(auto.sum()))
+    assert ds.GetMetadataItem("bands") == str(int(auto.sum()))
     ds = None
     scores = read_raster(out)[0]
     ref = hadcore.get_detector("rx").detect(np.ascontiguousarray(p["cube"][:, :, auto]))

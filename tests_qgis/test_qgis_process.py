@@ -139,7 +139,7 @@ def test_plugin_zip_installs_and_runs(tmp_path, sample_tif):
     assert scores.shape == read_raster(scene)[0].shape
     from osgeo import gdal
 
-    assert gdal.Open(str(out)).GetMetadataItem("HADCORE_VERSION") == hadcore.__version__
+    assert gdal.Open(str(out)).GetMetadataItem("hadcore_version") == hadcore.__version__
 
 
 MISSING_SCRIPT = r"""

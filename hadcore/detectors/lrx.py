@@ -63,6 +63,7 @@ class LRX(DualWindowDetector):
         "2005 (dual window)."
     )
     family = "statistical"
+    null_distribution = "chi2"  # as RX, with each pixel's local background statistics
     params = (
         Param("inner", "int", 11, "Side of the inner (guard) window, odd pixels.", min=1, max=101, odd=True),
         Param("outer", "int", 31, "Side of the outer window, odd pixels, larger than inner.", min=3, max=201, odd=True),

@@ -37,6 +37,7 @@ class RX(Detector):
         "spectral distribution', IEEE Trans. Acoust., Speech, Signal Process., 38(10):1760-1770, 1990."
     )
     family = "statistical"
+    null_distribution = "chi2"  # Mahalanobis distance of Gaussian background: chi-square with B dof (Sec. II)
     params = (
         Param("ridge", "float", 0.0, "Diagonal loading relative to mean variance (0 = pseudo-inverse).",
               min=0.0, max=1.0),

@@ -9,7 +9,6 @@ Parameter names follow QGIS conventions: ``INPUT``, ``BANDS``, ``SCALE``, ``OUTP
 from __future__ import annotations
 
 import html
-import json
 import os
 import time
 
@@ -22,7 +21,6 @@ from qgis.core import (
     QgsProcessingAlgorithm,
     QgsProcessingException,
     QgsProcessingOutputNumber,
-    QgsProcessingParameterDefinition,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFeatureSink,
@@ -235,7 +233,7 @@ class DetectorAlgorithm(_Base):
             raise QgsProcessingException(str(exc)) from None
 
     def _run(self, hc, parameters, context, feedback):
-        from hadcore.bands import parse_band_spec
+        from hadcore.tags import score_tags
 
         spec = (self.parameterAsString(parameters, "BANDS", context) or "").strip()
         bad = (self.parameterAsString(parameters, "BAD_BANDS", context) or "").strip() or None
@@ -260,10 +258,10 @@ class DetectorAlgorithm(_Base):
         else:
             layer, ds = self._raster(parameters, "INPUT", context)
             info = gdal_io.raster_info(ds)
-            bands = parse_band_spec(spec, info.count) if spec else list(range(info.count))
-            if bad:
-                drop = set(parse_band_spec(bad, info.count)) if bad.lower() not in ("auto", "none") else set()
-                bands = [b for b in bands if b not in drop]
+            # the same rule as the CLI and hadcore.detect: the file's bbl flags, auto, none, lists
+            bands, notes = gdal_io.choose_bands(ds, layer.source(), spec or None, bad)
+            for note in notes:
+                feedback.pushInfo(f"{layer.name()}: {note}")
             crs = layer.crs()
         detector = self._cls(**self._detector_values(parameters, context))
         threshold = (self.parameterAsString(parameters, "THRESHOLD", context) or "").strip() or DEFAULT_THRESHOLD
@@ -273,9 +271,12 @@ class DetectorAlgorithm(_Base):
         if sink is not None:
             from hadcore.threshold import parse_threshold
 
-            kind = parse_threshold(threshold).kind
-            if kind == "fpr" and scale:
-                raise QgsProcessingException("threshold 'fpr:' applies to unscaled RX scores; set SCALE to false")
+            if parse_threshold(threshold).kind == "fpr":
+                if detector.null_distribution != "chi2":
+                    raise QgsProcessingException(f"threshold 'fpr' assumes chi-square RX scores; "
+                                                 f"{self._name!r} scores are not")
+                if scale:
+                    raise QgsProcessingException("threshold 'fpr:' applies to unscaled scores; set SCALE to false")
         feedback.pushInfo(f"{detector!r} on {info.height} x {info.width} pixels, {len(bands)} of {info.count} bands")
 
         from hadcore.engine import run as run_engine
@@ -283,14 +284,9 @@ class DetectorAlgorithm(_Base):
         mem_limit = self.parameterAsInt(parameters, "MEM_LIMIT", context)
         source = scene.source if scene is not None else gdal_io.GdalSource(ds, bands)
         out_path = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
-        metadata = {
-            "HADCORE_DETECTOR": self._name,
-            "HADCORE_PARAMS": json.dumps(detector.get_params(), sort_keys=True),
-            "HADCORE_BANDS": _band_ranges(bands),
-            "HADCORE_N_BANDS": str(len(bands)),
-            "HADCORE_SCALED": "yes" if scale else "no",
-            "HADCORE_VERSION": hc.__version__,
-        }
+        # the score-layer tags every hadcore writer writes (hadcore.tags): the CLI reads them back
+        metadata = score_tags(self._name, detector.get_params(), n_bands=len(bands), bands=bands, normalized=scale,
+                              extra={"source": os.path.basename(product_path) if product_path else layer.name()})
         out = gdal_io.FloatRasterSink(out_path, info, description=f"hadcore:{self._name} anomaly score",
                                       metadata=metadata)
         t0 = time.perf_counter()
@@ -353,19 +349,6 @@ def _requirements_html(name: str, requires) -> str:
     if not lacking:
         return f"<p><i>Needs {html.escape(names)} (installed).</i></p>"
     return f"<p><b>Not available here</b>: {html.escape(deps.message(name, lacking))}</p>"
-
-
-def _band_ranges(bands) -> str:
-    """1-based ranges of 0-based band indices: [0, 1, 2, 5] -> "1-3,6"."""
-    out, start, prev = [], None, None
-    for b in list(bands) + [None]:
-        if b is not None and prev is not None and b == prev + 1:
-            prev = b
-            continue
-        if start is not None:
-            out.append(f"{start + 1}" if start == prev else f"{start + 1}-{prev + 1}")
-        start = prev = b
-    return ",".join(out)
 
 
 def _qgis_parameter(p):
@@ -442,16 +425,18 @@ class VectorizeAlgorithm(_Base):
     def processAlgorithm(self, parameters, context, feedback):
         hc = _hc()
         from hadcore.components import label_detections
+        from hadcore.tags import check_fpr, read_score_tags
+        from hadcore.threshold import parse_threshold
 
         layer, ds = self._raster(parameters, "INPUT", context)
         info = gdal_io.raster_info(ds)
         try:
             scores = gdal_io.read_band(ds, self.parameterAsInt(parameters, "BAND", context))
             n_bands = self.parameterAsInt(parameters, "N_BANDS", context) or None
-            if n_bands is None:
-                meta = ds.GetMetadataItem("HADCORE_N_BANDS")
-                n_bands = int(meta) if meta else None
             threshold = self.parameterAsString(parameters, "THRESHOLD", context).strip()
+            if parse_threshold(threshold).kind == "fpr":
+                # the layer's tags, written by the CLI, Python or this plugin (its earlier schema too)
+                n_bands = check_fpr(read_score_tags(ds.GetMetadata() or {}), n_bands)
             conn = 8 if self.parameterAsEnum(parameters, "CONNECTIVITY", context) == 0 else 4
             min_size = self.parameterAsInt(parameters, "MIN_SIZE", context)
             labels, table = label_detections(scores, threshold, connectivity=conn, min_size=min_size,

@@ -263,6 +263,64 @@ class GdalSource:
         return Source.raw_block(self, r0, r1, c0, c1)
 
 
+class GdalTags:
+    """A GDAL dataset's metadata read the way rasterio's dataset answers it (``tags``, ``tag_namespaces``,
+    ``descriptions``), so that hadcore's one band rule (``hadcore.io.raster_bands``) reads it unchanged."""
+
+    def __init__(self, ds):
+        self.ds = ds
+
+    def _obj(self, bidx: int):
+        return self.ds if not bidx else self.ds.GetRasterBand(int(bidx))
+
+    def tags(self, bidx: int = 0, ns: Optional[str] = None) -> Dict[str, str]:
+        md = self._obj(bidx).GetMetadata(ns or "")
+        return dict(md) if isinstance(md, dict) else {}
+
+    def tag_namespaces(self, bidx: int = 0) -> List[str]:
+        return list(self._obj(bidx).GetMetadataDomainList() or [])
+
+    @property
+    def descriptions(self):
+        return tuple(self.ds.GetRasterBand(b).GetDescription() or None for b in range(1, self.ds.RasterCount + 1))
+
+
+class _NanMasked:
+    """A :class:`GdalSource` whose reads carry NaN where GDAL's mask says nodata (for hadcore's constant-band
+    test, which sees nodata only as a value)."""
+
+    def __init__(self, source: "GdalSource"):
+        self.source, self.shape, self.nodata = source, source.shape, None
+
+    def read(self, r0, r1, c0, c1):
+        a = self.source.read(r0, r1, c0, c1)
+        for k, b in enumerate(self.source.bands):
+            valid = _band_valid_window(self.source.ds.GetRasterBand(b + 1), r0, r1, c0, c1)
+            if valid is not None:
+                a[:, :, k][~valid] = np.nan
+        return a
+
+
+def _band_valid_window(band, r0, r1, c0, c1) -> Optional[np.ndarray]:
+    if band.GetMaskFlags() & gdal.GMF_ALL_VALID:
+        return None
+    m = band.GetMaskBand().ReadAsArray(c0, r0, c1 - c0, r1 - r0)
+    return None if m is None else m > 0
+
+
+def choose_bands(ds, path: str, bands: Optional[str] = None, bad_bands: Optional[str] = None):
+    """(0-based bands, notes) of a GDAL raster layer by hadcore's one rule (as the CLI and ``hadcore.detect``
+    choose them): the file's ``bbl`` flags dropped by default, ``auto``/``none``/a list in ``bad_bands``."""
+    from hadcore.io import constant_bands, raster_bands
+
+    def constant(cand):
+        return constant_bands(_NanMasked(GdalSource(ds, cand)))
+
+    idx, notes, _, _, _ = raster_bands(GdalTags(ds), ds.RasterCount, path, bands=bands or None,
+                                       bad_bands=bad_bands or None, constant=constant)
+    return idx, notes
+
+
 class FloatRasterSink:
     """The score layer written block by block (``hadcore.engine.Sink``): float32, NaN nodata, the CRS and
     geotransform of ``info``. GeoTIFF is written directly (tiled, DEFLATE, BigTIFF if needed) under a
