@@ -294,7 +294,7 @@ def _detect_one(det, inp, score_out, vec_out, *, bands, wl_range, bad_bands, ort
                 min_size, normalize, gt_path, mem_limit, red, cog, client, overwrite, quiet):
     import numpy as np
 
-    from hadcore.engine import ArraySink, run
+    from hadcore.engine import run_scene
     from hadcore.io import ScoreWriter, open_scene, read_ground_truth, read_scores
 
     scene = open_scene(inp, bands=bands, wavelength_range=wl_range, bad_bands=bad_bands, ortho=ortho)
@@ -312,19 +312,9 @@ def _detect_one(det, inp, score_out, vec_out, *, bands, wl_range, bad_bands, ort
         with ScoreWriter(score_out, Ho, Wo, crs=scene.crs, transform=scene.transform, input_nodata=scene.nodata,
                          detector=det.name, params=det.get_params(), n_bands=n_bands, normalize=normalize,
                          overwrite=overwrite, extra_tags=tags, cog=cog) as writer:
-            # a swath product written on its map grid: the (one-band, small) swath scores are kept, then
-            # written through the lookup table
-            sink = ArraySink(H, W) if scene.output is not None else writer
-            if client is not None:
-                from hadcore.distributed import run_distributed
-
-                run_distributed(det, scene.source, sink, client=client, mem_limit_mb=mem_limit, progress=bar,
-                                reduce=red)
-            else:
-                run(det, scene.source, sink, mem_limit_mb=mem_limit, progress=bar, reduce=red)
-            if scene.output is not None:
-                for r0 in range(0, Ho, 256):
-                    writer.write(r0, 0, scene.output.remap(sink.array, r0, min(r0 + 256, Ho)))
+            # a swath product is written on its map grid (run_scene re-grids it)
+            run_scene(det, scene.source, writer, output=scene.output, mem_limit_mb=mem_limit, progress=bar,
+                      reduce=red, client=client)
     say(quiet, f"wrote {score_out}")
     record = {"input": str(inp), "scores": str(score_out)}
     scores = None

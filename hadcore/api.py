@@ -157,25 +157,16 @@ def _run(det, src: Source, client, mem_limit_mb, reduce, progress) -> np.ndarray
 
 
 def _detect_path(det, path, mask, client, mem_limit_mb, reduce, progress, sel) -> np.ndarray:
+    from .engine import run_scene
     from .io import open_scene
 
     scene = open_scene(path, **sel)
-    if scene.output is not None:  # a swath product: scores on its map grid, as the CLI writes them
-        swath = _detect_path_swath(det, scene, mask, client, mem_limit_mb, reduce, progress)
-        return scene.output.remap(swath)
     src = scene.source if mask is None else _MaskedSource(scene.source, mask)
+    sink = ArraySink(*scene.output_shape)  # a swath product: scores on its map grid, as the CLI writes them
     try:
-        return _run(det, src, client, mem_limit_mb, reduce, progress)
-    finally:
-        close = getattr(scene.source, "close", None)
-        if close is not None:
-            close()
-
-
-def _detect_path_swath(det, scene, mask, client, mem_limit_mb, reduce, progress):
-    src = scene.source if mask is None else _MaskedSource(scene.source, mask)
-    try:
-        return _run(det, src, client, mem_limit_mb, reduce, progress)
+        run_scene(det, src, sink, output=scene.output, mem_limit_mb=mem_limit_mb, progress=progress,
+                  reduce=reduce, client=client)
+        return sink.array
     finally:
         close = getattr(scene.source, "close", None)
         if close is not None:

@@ -279,7 +279,7 @@ class DetectorAlgorithm(_Base):
                     raise QgsProcessingException("threshold 'fpr:' applies to unscaled scores; set SCALE to false")
         feedback.pushInfo(f"{detector!r} on {info.height} x {info.width} pixels, {len(bands)} of {info.count} bands")
 
-        from hadcore.engine import run as run_engine
+        from hadcore.engine import run_scene
 
         mem_limit = self.parameterAsInt(parameters, "MEM_LIMIT", context)
         source = scene.source if scene is not None else gdal_io.GdalSource(ds, bands)
@@ -293,18 +293,9 @@ class DetectorAlgorithm(_Base):
         cache = gdal_io.limited_block_cache(64)
         cache.__enter__()
         try:
-            if scene is not None and scene.output is not None:
-                # a swath product (EMIT): swath scores (one band, small), written through its lookup table
-                from hadcore.engine import ArraySink
-
-                swath = ArraySink(*source.shape[:2])
-                _, run_info = run_engine(detector, source, swath, mem_limit_mb=mem_limit or None,
-                                         progress=self._progress(feedback, 0.0, 90.0))
-                for r0 in range(0, info.height, 256):
-                    out.write(r0, 0, scene.output.remap(swath.array, r0, min(r0 + 256, info.height)))
-            else:
-                _, run_info = run_engine(detector, source, out, mem_limit_mb=mem_limit or None,
-                                         progress=self._progress(feedback, 0.0, 90.0))
+            # the CLI's and hadcore.detect's entry; a swath product (EMIT) is re-grided onto its map grid there
+            run_info = run_scene(detector, source, out, output=scene.output if scene is not None else None,
+                                 mem_limit_mb=mem_limit or None, progress=self._progress(feedback, 0.0, 90.0))
             if scale:
                 out.rescale()
             out.close()
