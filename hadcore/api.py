@@ -21,19 +21,18 @@ import numpy as np
 from .base import Detector, valid_mask
 from .engine import (
     check_bands,
-    fit_data,
+    drive,
     MB,
     ArraySink,
     ArraySource,
     ProjectedSource,
+    RunInfo,
     Source,
     blend_weights,
-    crop_windows,
     default_mem_limit_mb,
     halo_window,
     parse_reduce,
     plan_blocks,
-    reduce_projection,
     run,
     score_window,
 )
@@ -383,7 +382,6 @@ def _compute(obj, client):
 
 def _detect_dask(det, arr, mask, nodata, client, mem_limit_mb, reduce, progress):
     import dask.array as da
-    from dask import delayed
 
     prog = as_progress(progress)
     if arr.ndim != 3:
@@ -399,7 +397,6 @@ def _detect_dask(det, arr, mask, nodata, client, mem_limit_mb, reduce, progress)
     budget = int((mem_limit_mb if mem_limit_mb is not None else default_mem_limit_mb()) * MB / max(threads, 1))
     need_stats = bool(ctx.global_stats or ctx.sample or red)
     plan = plan_blocks(det, (H, W, B), budget, in_bands=B_in, needs_stats=need_stats)
-    halo = plan.halo
 
     if mask is not None:  # the mask is folded into the data: a masked pixel is non-finite, hence invalid
         m = mask if _is_dask(mask) else np.asarray(mask, dtype=bool)
@@ -410,64 +407,64 @@ def _detect_dask(det, arr, mask, nodata, client, mem_limit_mb, reduce, progress)
     rows = tuple(b - a for a, b in _edges(plan.score_windows, 0))
     cols = tuple(b - a for a, b in _edges(plan.score_windows, 1))
     arr = arr.rechunk((rows, cols, -1))
-    token = uuid.uuid4().hex[:8]
+    info = RunInfo(plan=plan, bands_in=B_in, bands_used=B, reduce=red)
+    return drive(det, _LazyPasses(arr, nodata, client, uuid.uuid4().hex[:8]), plan, info, prog, red, B_in)
 
-    # ---------------- statistics (a tree reduction over the blocks), computed: the fit needs values
-    proj = None
-    moments = sample = None
-    n_valid = None
-    n_passes = 1 + int(need_stats) + int(ctx.refine)
-    at = 0.0
-    if need_stats:
-        size = int(ctx.sample)
+
+class _LazyPasses:
+    """The passes of :func:`hadcore.engine.drive` on a dask array: the statistics, crops and refine parts are
+    computed (the fit needs their values); the scores stay lazy (a dask array, returned by :meth:`score`)."""
+
+    def __init__(self, arr, nodata, client, token: str):
+        self.arr, self.nodata, self.client, self.token, self.proj = arr, nodata, client, token, None
+
+    def stats(self, windows, size, seed, prog):
+        # a tree reduction over the array's chunks (the plan's score blocks)
+        from dask import delayed
+
+        arr, W = self.arr, int(self.arr.shape[1])
         blocks = arr.to_delayed()
         r_off = np.concatenate([[0], np.cumsum(arr.chunks[0])])
         c_off = np.concatenate([[0], np.cumsum(arr.chunks[1])])
-        parts = [delayed(_chunk_stats, pure=True)(blocks[i, j, 0], int(r_off[i]), int(c_off[j]), W, size,
-                                                  int(ctx.seed), nodata)
+        parts = [delayed(_chunk_stats, pure=True)(blocks[i, j, 0], int(r_off[i]), int(c_off[j]), W, size, seed,
+                                                  self.nodata)
                  for i in range(blocks.shape[0]) for j in range(blocks.shape[1])]
-        moments, sample, n_valid = _compute(_tree_delayed(parts, _stats_merge), client)
-        if sample is None and size:
-            sample = PixelSample.empty(size, ctx.seed, B_in)
-        if red:
-            mean, V = reduce_projection(moments, red[1])
-            proj = (mean, V)
-            moments = moments.project(mean, V)
-            if sample is not None:
-                sample = PixelSample(sample.size, sample.seed, sample.index, (sample.pixels - mean) @ V, sample.keys)
-        if n_valid < det.min_pixels:
-            raise InputError(f"{det.name}: needs at least {det.min_pixels} valid pixels, got {n_valid}")
-        at = 1.0 / n_passes
-        prog.update(at)
+        result = _compute(_tree_delayed(parts, _stats_merge), self.client)
+        prog.update(1.0)
+        return result
 
-    # ---------------- fit
-    data = fit_data(ctx, (H, W, B), n_valid, moments, sample)
-    if ctx.crops:
-        wins = crop_windows((H, W), ctx.crops, ctx.crop_size, ctx.seed)
-        data.crops = list(_compute([delayed(_chunk_read, pure=True)(arr[r0:r1, c0:c1], nodata, proj)
-                                    for r0, r1, c0, c1 in wins], client))
-    det._fit(data, prog.sub(at, at + 0.02))
-    del data
-    if ctx.refine:
-        blocks = arr.to_delayed()
-        parts = [delayed(_chunk_refine, pure=True)(det, blocks[i, j, 0], nodata, proj)
+    def project(self, mean, V):
+        self.proj = (mean, V)
+
+    def release(self):
+        pass
+
+    def crops(self, windows, prog):
+        from dask import delayed
+
+        return list(_compute([delayed(_chunk_read, pure=True)(self.arr[r0:r1, c0:c1], self.nodata, self.proj)
+                              for r0, r1, c0, c1 in windows], self.client))
+
+    def refine(self, det, windows, prog):
+        from dask import delayed
+
+        blocks = self.arr.to_delayed()
+        parts = [delayed(_chunk_refine, pure=True)(det, blocks[i, j, 0], self.nodata, self.proj)
                  for i in range(blocks.shape[0]) for j in range(blocks.shape[1])]
-        det._refine_finish(_compute(_tree_delayed(parts, _refine_merge, det), client))
-        at += 1.0 / n_passes
-    det.fitted_bands_ = B
+        return _compute(_tree_delayed(parts, _refine_merge, det), self.client)
 
-    # ---------------- scores (lazy)
-    if plan.blend:
-        out = _blended_lazy(det, arr, plan, nodata, proj, token)
-    else:
+    def score(self, det, plan, prog):
+        import dask.array as da
+
+        arr, halo = self.arr, plan.halo
+        if plan.blend:
+            return _blended_lazy(det, arr, plan, self.nodata, self.proj, self.token)
         depth = {0: halo if len(arr.chunks[0]) > 1 else 0, 1: halo if len(arr.chunks[1]) > 1 else 0, 2: 0}
         if depth[0] or depth[1]:
             arr = arr.rechunk((_at_least(arr.chunks[0], depth[0]), _at_least(arr.chunks[1], depth[1]), -1))
-        out = da.map_overlap(_chunk_score, arr, depth=depth, boundary="none", trim=True, drop_axis=2,
-                             dtype=np.float32, meta=np.empty((0, 0), dtype=np.float32),
-                             name=f"hadcore-score-{token}", det=det, nodata=nodata, proj=proj)
-    prog.update(1.0)
-    return out
+        return da.map_overlap(_chunk_score, arr, depth=depth, boundary="none", trim=True, drop_axis=2,
+                              dtype=np.float32, meta=np.empty((0, 0), dtype=np.float32),
+                              name=f"hadcore-score-{self.token}", det=det, nodata=self.nodata, proj=self.proj)
 
 
 def _blended_lazy(det, arr, plan, nodata, proj, token):

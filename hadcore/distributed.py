@@ -37,7 +37,7 @@ import numpy as np
 from .base import Detector
 from .engine import (
     check_bands,
-    fit_data,
+    drive,
     MB,
     ArraySink,
     BlendAccumulator,
@@ -47,15 +47,12 @@ from .engine import (
     Source,
     Window,
     collect_block,
-    crop_windows,
     default_mem_limit_mb,
     plan_blocks,
-    reduce_projection,
     score_window,
 )
-from .errors import HadcoreError, InputError
+from .errors import HadcoreError
 from .progress import Progress, as_progress
-from .stats import PixelSample
 
 __all__ = ["run_distributed", "worker_budget_mb"]
 
@@ -276,6 +273,68 @@ class _Run:
                 pass
 
 
+class _ClusterPasses:
+    """The passes of :func:`hadcore.engine.drive` as Dask tasks: one per block, merged by trees of tasks."""
+
+    def __init__(self, job: "_Run", src_ref, sink: Sink):
+        self.job, self.src_ref, self.sink, self.proj = job, src_ref, sink, None
+
+    def stats(self, windows, size, seed, prog):
+        job = self.job
+        leaves = [job.submit("stats", i, _stats_task, self.src_ref, win, size, seed) for i, win in enumerate(windows)]
+        root = job.tree("stats", leaves, _stats_merge)
+        done = job.each(leaves, "the statistics pass", prog, with_results=False)
+        del leaves  # only the pass holds the leaves now: each is released once merged and counted
+        for _ in done:
+            pass
+        result = job.result(root, "the statistics pass")
+        job.live.clear()
+        return result
+
+    def project(self, mean, V):
+        self.proj = (mean, V)
+
+    def release(self):
+        pass
+
+    def crops(self, windows, prog):
+        crops: List[Any] = [None] * len(windows)
+        for i, value in self.job.each([self.job.submit("crop", i, _block_task, self.src_ref, self.proj, w)
+                                       for i, w in enumerate(windows)], "reading the crops", prog):
+            crops[i] = value
+        return crops
+
+    def refine(self, det, windows, prog):
+        job = self.job
+        det_ref = job.share(det, force=True)
+        leaves = [job.submit("refine", i, _refine_task, det_ref, self.src_ref, self.proj, w)
+                  for i, w in enumerate(windows)]
+        root = job.tree("refine", leaves, _refine_merge, det_ref)
+        done = job.each(leaves, "the refine pass", prog, with_results=False)
+        del leaves
+        for _ in done:
+            pass
+        merged = job.result(root, "the refine pass")
+        job.live.clear()
+        return merged
+
+    def score(self, det, plan, prog):
+        job = self.job
+        det_ref = job.share(det, force=True)
+        wins = list(plan.score_windows)
+        acc = BlendAccumulator(plan, self.sink) if plan.blend else None
+        # the pass holds the only reference to each block's future: a block's scores leave the worker's
+        # memory as soon as they are written
+        for i, (outer, s) in job.each([job.submit("score", i, _score_task, det_ref, self.src_ref, self.proj, w,
+                                                  plan.halo, plan.blend) for i, w in enumerate(wins)],
+                                      "scoring", prog):
+            if acc is not None:
+                acc.add(wins[i], outer, s)
+            else:
+                self.sink.write(outer[0], outer[2], s)
+        return self.sink
+
+
 # ================================================================================================ running
 def run_distributed(det: Detector, source: Source, sink: Optional[Sink] = None, *, client,
                     mem_limit_mb: Optional[float] = None, progress=None, reduce=None,
@@ -300,84 +359,10 @@ def run_distributed(det: Detector, source: Source, sink: Optional[Sink] = None, 
                        needs_stats=need_stats)
     sink = sink if sink is not None else ArraySink(H, W)
     info = RunInfo(plan=plan, bands_in=B_in, bands_used=B, reduce=red)
-    n_passes = 1 + int(need_stats) + int(ctx.refine)
-    share = 1.0 / n_passes
 
     job = _Run(client, retries)
     try:
-        src_ref = job.share(source)
-        at = 0.0
-        proj = None
-        moments = sample = None
-        n_valid = None
-        # ---------------- statistics: one task per block, merged by a tree of tasks
-        if need_stats:
-            size = int(ctx.sample)
-            leaves = [job.submit("stats", i, _stats_task, src_ref, win, size, int(ctx.seed))
-                      for i, win in enumerate(plan.stat_windows)]
-            root = job.tree("stats", leaves, _stats_merge)
-            done = job.each(leaves, "the statistics pass", prog.sub(0.0, share), with_results=False)
-            del leaves  # only the pass holds the leaves now: each is released once merged and counted
-            for _ in done:
-                pass
-            moments, sample, n_valid = job.result(root, "the statistics pass")
-            job.live.clear()
-            del root
-            if sample is None and size:
-                sample = PixelSample.empty(size, ctx.seed, B_in)
-            at = share
-            if red:
-                mean, V = reduce_projection(moments, red[1])
-                proj = (mean, V)
-                moments = moments.project(mean, V)
-                if sample is not None:
-                    sample = PixelSample(sample.size, sample.seed, sample.index, (sample.pixels - mean) @ V,
-                                         sample.keys)
-            if n_valid < det.min_pixels:
-                raise InputError(f"{det.name}: needs at least {det.min_pixels} valid pixels, got {n_valid}")
-            info.n_valid = n_valid
-
-        # ---------------- fit, on the client
-        data = fit_data(ctx, (H, W, B), n_valid, moments, sample)
-        if ctx.crops:
-            wins = crop_windows((H, W), ctx.crops, ctx.crop_size, ctx.seed)
-            crops: List[Any] = [None] * len(wins)
-            for i, value in job.each([job.submit("crop", i, _block_task, src_ref, proj, w)
-                                      for i, w in enumerate(wins)], "reading the crops", prog.sub(at, at)):
-                crops[i] = value
-            data.crops = crops
-        det._fit(data, prog.sub(at, at + 0.02))
-        del data
-        if ctx.refine:
-            det_ref = job.share(det, force=True)
-            windows = plan.stat_windows or list(plan.score_windows)
-            leaves = [job.submit("refine", i, _refine_task, det_ref, src_ref, proj, w) for i, w in enumerate(windows)]
-            root = job.tree("refine", leaves, _refine_merge, det_ref)
-            done = job.each(leaves, "the refine pass", prog.sub(at, at + share), with_results=False)
-            del leaves
-            for _ in done:
-                pass
-            merged = job.result(root, "the refine pass")
-            job.live.clear()
-            del root
-            det._refine_finish(merged)
-            at += share
-        det.fitted_bands_ = B
-
-        # ---------------- scores: one task per block, written as they arrive
-        det_ref = job.share(det, force=True)
-        wins = list(plan.score_windows)
-        acc = BlendAccumulator(plan, sink) if plan.blend else None
-        # the pass holds the only reference to each block's future: a block's scores leave the worker's
-        # memory as soon as they are written
-        for i, (outer, s) in job.each([job.submit("score", i, _score_task, det_ref, src_ref, proj, w, plan.halo,
-                                                  plan.blend) for i, w in enumerate(wins)],
-                                      "scoring", prog.sub(at, 1.0)):
-            if acc is not None:
-                acc.add(wins[i], outer, s)
-            else:
-                sink.write(outer[0], outer[2], s)
-        prog.update(1.0)
+        drive(det, _ClusterPasses(job, job.share(source), sink), plan, info, prog, red, B_in)
     except BaseException as exc:
         job.cancel()
         if isinstance(exc, (HadcoreError, KeyboardInterrupt)) or not _is_cluster_failure(exc):

@@ -543,9 +543,117 @@ class RunInfo:
     reduce: Optional[Tuple[str, int]] = None
 
 
+def drive(det: Detector, passes, plan: Plan, info: RunInfo, prog: Progress, reduce, bands_in: int):
+    """The run of one plan, the same for every executor: statistics, the optional projection on principal
+    components, the fit (on statistics, a sample or crops), the optional refine pass, then the scores.
+
+    ``passes`` executes the passes over the blocks: :class:`LocalPasses` (this process),
+    ``hadcore.distributed._ClusterPasses`` (a Dask cluster) and ``hadcore.api._LazyPasses`` (a lazy dask
+    array). It has ``stats(windows, size, seed, prog) -> (Moments, PixelSample or None, n_valid)``,
+    ``project(mean, V)``, ``release()``, ``crops(windows, prog) -> list``, ``refine(det, windows, prog)`` (the
+    merged refine part) and ``score(det, plan, prog)``, whose result is returned.
+    """
+    ctx = det.context()
+    H, W, B = plan.shape
+    n_passes = 1 + int(plan.needs_stats) + int(ctx.refine)
+    share = 1.0 / n_passes
+    at = 0.0
+    moments = sample = n_valid = None
+    # ---------------- statistics pass
+    if plan.needs_stats:
+        size = int(ctx.sample)
+        moments, sample, n_valid = passes.stats(plan.stat_windows, size, int(ctx.seed), prog.sub(0.0, share))
+        if sample is None and size:
+            sample = PixelSample.empty(size, ctx.seed, bands_in)
+        at = share
+        if reduce:
+            mean, V = reduce_projection(moments, reduce[1])
+            passes.project(mean, V)
+            moments = moments.project(mean, V)
+            if sample is not None:  # the same pixels, projected
+                sample = PixelSample(sample.size, sample.seed, sample.index, (sample.pixels - mean) @ V,
+                                     sample.keys)
+        if n_valid < det.min_pixels:
+            raise InputError(f"{det.name}: needs at least {det.min_pixels} valid pixels, got {n_valid}")
+        info.n_valid = n_valid
+    passes.release()  # the score pass's blocks have their own size and budget
+
+    # ---------------- fit
+    data = fit_data(ctx, (H, W, B), n_valid, moments, sample)
+    if ctx.crops:
+        data.crops = passes.crops(crop_windows((H, W), ctx.crops, ctx.crop_size, ctx.seed), prog.sub(at, at))
+    det._fit(data, prog.sub(at, at + 0.02))
+    del data
+    if ctx.refine:
+        windows = plan.stat_windows or list(plan.score_windows)
+        det._refine_finish(passes.refine(det, windows, prog.sub(at, at + share)))
+        at += share
+    det.fitted_bands_ = B
+
+    # ---------------- score pass
+    out = passes.score(det, plan, prog.sub(at, 1.0))
+    prog.update(1.0)
+    return out
+
+
+class LocalPasses:
+    """The passes of :func:`drive` in this process, block after block, into ``sink``."""
+
+    def __init__(self, source: Source, sink: Sink):
+        self.source = self.src = source
+        self.sink = sink
+
+    def stats(self, windows, size, seed, prog):
+        B_in = self.source.shape[2]
+        moms, smps = Moments.empty(B_in), PixelSample.empty(size, seed, B_in) if size else None
+        n_valid = 0
+        for i, win in enumerate(windows):
+            m, smp, n = collect_block(self.source, win, True, size, seed)
+            moms = moms.merge(m)
+            n_valid += n
+            if smp is not None:
+                smps = smps.merge(smp)
+            prog.update((i + 1) / len(windows))
+        return moms, smps, n_valid
+
+    def project(self, mean, V):
+        self.src = ProjectedSource(self.source, mean, V)
+
+    def release(self):
+        release_scratch()
+
+    def crops(self, windows, prog):
+        return [self.src.block(*w) for w in windows]
+
+    def refine(self, det, windows, prog):
+        merged = None
+        for i, (r0, r1, c0, c1) in enumerate(windows):
+            X, valid = self.src.block(r0, r1, c0, c1)
+            part = det._refine_block(X, valid)
+            del X, valid  # not held while the next block (or the score pass) is read
+            merged = part if merged is None else det._refine_merge(merged, part)
+            prog.update((i + 1) / len(windows))
+        release_scratch()
+        return merged
+
+    def score(self, det, plan, prog):
+        total = len(plan.score_windows)
+        if plan.blend:
+            _score_blended(det, self.src, self.sink, plan, prog)
+        else:
+            for i, win in enumerate(plan.score_windows):
+                piece = prog.sub(i / total, (i + 1) / total)
+                (r0, _, c0, _), s = score_window(det, self.src, win, plan.halo, piece)
+                self.sink.write(r0, c0, s)
+                piece.update(1.0)
+        release_scratch()
+        return self.sink
+
+
 def run(det: Detector, source: Source, sink: Optional[Sink] = None, *, mem_limit_mb: Optional[float] = None,
         progress=None, reduce=None, whole: bool = False) -> Tuple[Sink, RunInfo]:
-    """Run ``det`` over ``source`` into ``sink`` (default: an :class:`ArraySink`) under a memory budget.
+    """Run ``det`` over ``source`` into ``sink`` (default: an :class:`ArraySink`) under a memory budget, in
+    this process (:func:`drive` with :class:`LocalPasses`).
 
     ``whole=True`` scores the scene as one block (the in-memory path of detectors that are not exact under
     tiling). Returns ``(sink, info)``.
@@ -560,74 +668,7 @@ def run(det: Detector, source: Source, sink: Optional[Sink] = None, *, mem_limit
                        needs_stats=need_stats, whole=whole, read_bytes=getattr(source, "read_bytes", 4))
     sink = sink if sink is not None else ArraySink(H, W)
     info = RunInfo(plan=plan, bands_in=B_in, bands_used=B, reduce=red)
-
-    # ---------------- statistics pass
-    n_passes = 1 + int(need_stats) + int(ctx.refine)
-    share = 1.0 / n_passes
-    at = 0.0
-    src: Source = source
-    moments = sample = None
-    n_valid = None
-    if need_stats:
-        sub = prog.sub(0.0, share)
-        size = int(ctx.sample)
-        moms, smps = Moments.empty(B_in), PixelSample.empty(size, ctx.seed, B_in) if size else None
-        n_valid = 0
-        for i, win in enumerate(plan.stat_windows):
-            m, s, n = collect_block(source, win, True, size, ctx.seed)
-            moms = moms.merge(m)
-            n_valid += n
-            if s is not None:
-                smps = smps.merge(s)
-            sub.update((i + 1) / len(plan.stat_windows))
-        moments, sample = moms, smps
-        at = share
-        if red:
-            mean, V = reduce_projection(moments, red[1])
-            src = ProjectedSource(source, mean, V)
-            moments = moments.project(mean, V)
-            if sample is not None:  # the same pixels, projected
-                sample = PixelSample(sample.size, sample.seed, sample.index, (sample.pixels - mean) @ V,
-                                     sample.keys)
-        if n_valid < det.min_pixels:
-            raise InputError(f"{det.name}: needs at least {det.min_pixels} valid pixels, got {n_valid}")
-        info.n_valid = n_valid
-
-    release_scratch()  # the score pass's blocks have their own size and budget
-
-    # ---------------- fit
-    data = fit_data(ctx, (H, W, B), n_valid, moments, sample)
-    if ctx.crops:
-        data.crops = [src.block(*w) for w in crop_windows((H, W), ctx.crops, ctx.crop_size, ctx.seed)]
-    det._fit(data, prog.sub(at, at + 0.02))
-    if ctx.refine:
-        sub = prog.sub(at, at + share)
-        merged = None
-        windows = plan.stat_windows or [(r0, r1, c0, c1) for (r0, r1, c0, c1) in plan.score_windows]
-        for i, (r0, r1, c0, c1) in enumerate(windows):
-            X, valid = src.block(r0, r1, c0, c1)
-            part = det._refine_block(X, valid)
-            del X, valid  # not held while the next block (or the score pass) is read
-            merged = part if merged is None else det._refine_merge(merged, part)
-            sub.update((i + 1) / len(windows))
-        det._refine_finish(merged)
-        release_scratch()
-        at += share
-    det.fitted_bands_ = B
-
-    # ---------------- score pass
-    sub = prog.sub(at, 1.0)
-    total = len(plan.score_windows)
-    if plan.blend:
-        _score_blended(det, src, sink, plan, sub)
-    else:
-        for i, win in enumerate(plan.score_windows):
-            piece = sub.sub(i / total, (i + 1) / total)
-            (r0, _, c0, _), s = score_window(det, src, win, plan.halo, piece)
-            sink.write(r0, c0, s)
-            piece.update(1.0)
-    release_scratch()
-    prog.update(1.0)
+    drive(det, LocalPasses(source, sink), plan, info, prog, red, B_in)
     return sink, info
 
 
