@@ -25,7 +25,8 @@ import numpy as np
 
 import hadcore
 from hadcore.engine import run
-from hadcore.io import open_scene, write_cube
+from hadcore.io import write_cube
+from hadcore.scene import open_scene
 
 DATA = Path(os.environ.get("HADCORE_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 

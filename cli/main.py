@@ -106,7 +106,7 @@ def inspect_cmd(input_path, bands, wavelengths, bad_bands, no_ortho, as_json):
 
     Reads only metadata (and, with --bad-bands auto, a sample of rows to find constant bands).
     """
-    from hadcore.io import open_scene
+    from hadcore.scene import open_scene
 
     sc = open_scene(input_path, bands=bands, wavelength_range=parse_range(wavelengths), bad_bands=bad_bands,
                     ortho=not no_ortho)
@@ -200,7 +200,7 @@ def detect_cmd(name, inputs, output, out_dir, params, bands, wavelengths, bad_ba
       hadcore detect rx big.tif -o rx.tif --mem-limit 1024 --cog
     """
     from hadcore.engine import parse_reduce
-    from hadcore.io import check_output, open_scene
+    from hadcore.io import check_output
     from hadcore.threshold import parse_threshold
 
     det = build_detector(name, params, seed)
@@ -295,7 +295,8 @@ def _detect_one(det, inp, score_out, vec_out, *, bands, wl_range, bad_bands, ort
     import numpy as np
 
     from hadcore.engine import run_scene
-    from hadcore.io import ScoreWriter, open_scene, read_ground_truth, read_scores
+    from hadcore.io import ScoreWriter, read_ground_truth, read_scores
+    from hadcore.scene import open_scene
 
     scene = open_scene(inp, bands=bands, wavelength_range=wl_range, bad_bands=bad_bands, ortho=ortho)
     H, W, B = scene.shape

@@ -10,7 +10,7 @@ numpy, scipy, scikit-learn and, lazily, torch. File I/O lives in ``hadcore.io`` 
 >>> scores = hadcore.detect("rx", "scene.tif")   # a file, numpy, xarray or dask array (hadcore.api)
 """
 
-__version__ = "0.1.0"
+from ._version import __version__  # noqa: E402
 
 from .base import Context, Detector  # noqa: E402
 from .errors import Cancelled, FileError, HadcoreError, InputError, OverwriteError, ParameterError  # noqa: E402

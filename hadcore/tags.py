@@ -61,7 +61,7 @@ def score_tags(detector: str, params: Optional[Mapping[str, Any]] = None, *, n_b
                bands: Optional[Sequence[int]] = None, normalized: bool = False,
                extra: Optional[Mapping[str, Any]] = None) -> Dict[str, str]:
     """The tags of a score layer (strings), in the schema of the module docstring."""
-    from . import __version__
+    from ._version import __version__
 
     tags = {
         "hadcore_version": __version__,

@@ -44,10 +44,10 @@ def is_binary(data: bytes) -> bool:
 
 
 def _version() -> str:
-    text = (LIBRARY / "__init__.py").read_text(encoding="utf-8")
+    text = (LIBRARY / "_version.py").read_text(encoding="utf-8")
     m = re.search(r'^__version__\s*=\s*"([^"]+)"', text, re.M)
     if not m:
-        raise SystemExit("build_plugin_zip: no __version__ in hadcore/__init__.py")
+        raise SystemExit("build_plugin_zip: no __version__ in hadcore/_version.py")
     return m.group(1)
 
 

@@ -7,7 +7,7 @@ from sklearn.metrics import roc_auc_score
 from hadcore.detectors.crd import CRD
 from hadcore.errors import InputError, ParameterError
 from hadcore.registry import get_detector
-from hadcore.windows import ring_index, ring_offsets
+from hadcore.detectors.windows import ring_index, ring_offsets
 
 
 def _brute_crd(cube, mask, r, c, inner, outer, lam, row=None):

@@ -34,7 +34,8 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 import hadcore
 from hadcore.base import Context, Detector
 from hadcore.engine import MB, ArraySource, plan_blocks, run
-from hadcore.io import open_scene, read_scores, write_cube
+from hadcore.io import read_scores, write_cube
+from hadcore.scene import open_scene
 
 pytestmark = pytest.mark.cli  # the CLI and rasterio are needed too
 

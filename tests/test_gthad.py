@@ -8,7 +8,7 @@ from sklearn.metrics import roc_auc_score
 
 import hadcore
 from conftest import load_scene, require
-from hadcore._gthad_nets import BLOCK, STRIDE, block_geometry
+from hadcore.detectors.gthad_nets import BLOCK, STRIDE, block_geometry
 from hadcore.detectors.gthad import GTHAD, SpectralBasis
 from hadcore.errors import Cancelled, ParameterError
 from hadcore.progress import Progress
@@ -108,7 +108,7 @@ def test_bad_parameters(kw, msg):
 @pytest.mark.torch
 def test_the_anomaly_focus_branch_never_attends_to_itself():
     torch = require("torch")
-    from hadcore._gthad_nets import build
+    from hadcore.detectors.gthad_nets import build
 
     ns = build()
     torch.manual_seed(0)
@@ -139,7 +139,7 @@ def test_the_head_on_blocks_sees_only_its_block():
     its edges. A 1 x 1 head is the same map either way; a 3 x 3 head agrees with the image head inside the
     block and differs on its border, where the image head sees the neighbouring pixels."""
     torch = require("torch")
-    from hadcore._gthad_nets import build
+    from hadcore.detectors.gthad_nets import build
 
     ns = build()
     rng = np.random.default_rng(0)

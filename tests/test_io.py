@@ -145,7 +145,7 @@ def test_band_metadata_round_trip_as_enmap_box_reads_it(tmp_path):
     normalised to nm, bbl 0 dropped by default and kept with bad_bands='none'."""
     import rasterio
 
-    from hadcore.io import open_scene
+    from hadcore.scene import open_scene
 
     cube = np.random.default_rng(0).random((12, 10, 6)).astype(np.float32)
     wl = np.array([0.45, 0.55, 0.65, 1.40, 1.60, 2.20])
@@ -168,7 +168,7 @@ def test_wavelengths_from_gdal_imagery_domain_first(tmp_path):
     """GDAL >= 3.10's IMAGERY domain (CENTRAL_WAVELENGTH_UM, FWHM_UM) wins over band-level keys."""
     import rasterio
 
-    from hadcore.io import open_scene
+    from hadcore.scene import open_scene
 
     cube = np.random.default_rng(1).random((8, 9, 4)).astype(np.float32)
     p = write_cube(tmp_path / "im.tif", cube, wavelengths=[1, 2, 3, 4], wavelength_units="nm")  # band numbers

@@ -102,7 +102,7 @@ def test_stf_mask_on_real_scene_keeps_targets(airport):
 # ------------------------------------------------------------------ gradient score
 def test_gradient_score_matches_finite_differences():
     torch = require("torch")
-    from hadcore._stad_nets import build
+    from hadcore.detectors.stad_nets import build
 
     torch.manual_seed(0)
     net = build().Student(3, 4, 3).double()
@@ -248,7 +248,7 @@ def test_shipped_weights_load_safely_and_beat_rx_on_airport(airport):
     meta = obj["meta"]
     assert "train" in meta["command"] and meta["seed"] == 0 and len(meta["data"]) == 9
     # made by the current recipe with the declared defaults, so `hadcore train stad` reproduces them
-    from hadcore._stad_nets import PSEUDO_ANOMALIES, TRAIN_KEYS
+    from hadcore.detectors.stad_nets import PSEUDO_ANOMALIES, TRAIN_KEYS
 
     assert meta["pseudo_anomalies"] == PSEUDO_ANOMALIES
     defaults = hadcore.get_detector("stad")

@@ -17,7 +17,8 @@ from rasterio.transform import from_origin  # noqa: E402
 import hadcore  # noqa: E402
 from hadcore.engine import run  # noqa: E402
 from hadcore.errors import Cancelled  # noqa: E402
-from hadcore.io import open_scene, read_scores  # noqa: E402
+from hadcore.io import read_scores  # noqa: E402
+from hadcore.scene import open_scene  # noqa: E402
 from hadcore_cli.main import main  # noqa: E402
 
 pytestmark = pytest.mark.cli

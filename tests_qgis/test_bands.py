@@ -1,7 +1,7 @@
 """One band rule: the same GeoTIFF gets the same bands and scores in QGIS as in the CLI and Python.
 
-The CLI (``hadcore detect``) and Python (``hadcore.detect``) open a file with ``hadcore.io.open_scene``; the
-plugin reads the layer through GDAL and asks ``hadcore.io.raster_bands`` (through ``gdal_io.choose_bands``). A
+The CLI (``hadcore detect``) and Python (``hadcore.detect``) open a file with ``hadcore.scene.open_scene``; the
+plugin reads the layer through GDAL and asks ``hadcore.scene.raster_bands`` (through ``gdal_io.choose_bands``). A
 12-band crop of abu-urban-1 carries wavelengths (420-2400 nm) and an ENVI-style ``bbl`` per band (band 4 flagged
 bad); in the second file band 3 holds only the nodata value. ``BAD_BANDS`` as the CLI's ``--bad-bands``: default
 (the file's flags), ``none``, ``auto`` (also water-vapour windows and constant or empty bands), a list.
@@ -51,7 +51,7 @@ def _cli_and_python(path, bad_bands):
     """What ``hadcore detect rx`` and ``hadcore.detect`` use and compute: (0-based bands, scores)."""
     from hadcore import get_detector
     from hadcore.engine import ArraySink, run
-    from hadcore.io import open_scene
+    from hadcore.scene import open_scene
 
     scene = open_scene(path, bad_bands=bad_bands)
     sink = ArraySink(*scene.shape[:2])

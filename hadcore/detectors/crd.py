@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from ..params import Param
-from ..windows import DualWindowDetector, chunks, ring_index, ring_offsets
+from .windows import DualWindowDetector, chunks, ring_index, ring_offsets
 
 __all__ = ["CRD"]
 
@@ -52,7 +52,7 @@ class CRD(DualWindowDetector):
 
     Window and border rule: the ring is the ``outer`` x ``outer`` square minus the ``inner`` x ``inner``
     square around the pixel; windows are clipped at the image border; the ring holds only valid pixels
-    inside the image (:mod:`hadcore.windows`). A valid pixel whose ring is empty scores :math:`\|y\|_2`.
+    inside the image (:mod:`hadcore.detectors.windows`). A valid pixel whose ring is empty scores :math:`\|y\|_2`.
 
     Computation, float64: every entry of a ring's Gram matrix :math:`X_s^T X_s`, of :math:`X_s^T y` and
     :math:`\|y\|^2` is an inner product of two pixels at most ``outer - 1`` apart, so these are computed once

@@ -6,7 +6,7 @@ import numpy as np
 
 from ..base import Context
 from ..params import Param
-from ..windows import DualWindowDetector, box_offsets, chunks, window_index
+from .windows import DualWindowDetector, box_offsets, chunks, window_index
 
 __all__ = ["GLRT2S"]
 
@@ -62,7 +62,7 @@ class GLRT2S(DualWindowDetector):
 
     Window and border rule: the test set is the ``inner`` x ``inner`` square, the secondary data the
     ``outer`` x ``outer`` square minus it; windows are clipped at the image border and hold only valid
-    pixels inside the image (:mod:`hadcore.windows`). A pixel whose ring holds fewer than 2 pixels
+    pixels inside the image (:mod:`hadcore.detectors.windows`). A pixel whose ring holds fewer than 2 pixels
     scores 0.
     """
 

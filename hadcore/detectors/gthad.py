@@ -6,8 +6,8 @@ import numpy as np
 
 from ..base import Context, Detector
 from ..errors import InputError, ParameterError
-from .._torchutil import deterministic as _deterministic
-from .._torchutil import build_nets, device_param, torch_device
+from .torch_runtime import deterministic as _deterministic
+from .torch_runtime import build_nets, device_param, torch_device
 from ..params import Param
 
 __all__ = ["GTHAD"]
@@ -92,7 +92,7 @@ class GTHAD(Detector):
 
     **Method** (Sec. III). The scene is cut into overlapping blocks of 9 x 9 pixels every 3 pixels
     (``same`` padding by border replication), each block into 3 x 3 patches of 3 x 3 pixels, the tokens. The
-    network (:class:`hadcore._gthad_nets.GatedTransformer`, one gated transformer block between a conv
+    network (:class:`hadcore.detectors.gthad_nets.GatedTransformer`, one gated transformer block between a conv
     head and a conv tail, 3 x 3 in the paper) is trained with the MSE between each block and its
     reconstruction.
     Background and anomaly take two routes through the attention (the gated dual-branch network, GDBN):
@@ -198,6 +198,7 @@ class GTHAD(Detector):
     trains = True
     min_pixels = 16
     requires = ("torch",)
+    test_params = {"epochs": 3, "embed": 16}  # quick on a 24 x 24 x 24 crop in the contract checks
     params = (
         Param("components", "int", 32, "Principal components the network sees (0: every band, as the paper).",
               min=0, max=4096),
@@ -273,7 +274,7 @@ class GTHAD(Detector):
 
     # ------------------------------------------------------------------ torch
     def _nets(self):
-        from .. import _gthad_nets
+        from . import gthad_nets as _gthad_nets
 
         ns = build_nets(_gthad_nets.build, "gthad")
         torch = ns.torch

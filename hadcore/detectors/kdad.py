@@ -10,8 +10,8 @@ import numpy as np
 from ..base import Context, Detector
 from ..errors import ParameterError
 from ..linalg import inv_psd, mahalanobis_sq, mean_cov
-from .._torchutil import deterministic as _deterministic
-from .._torchutil import build_nets, device_param, torch_device
+from .torch_runtime import deterministic as _deterministic
+from .torch_runtime import build_nets, device_param, torch_device
 from ..params import Param
 
 __all__ = ["KDAD"]
@@ -374,6 +374,7 @@ class KDAD(Detector):
     trains = True
     min_pixels = 16
     requires = ("torch", "sklearn")
+    test_params = {"epochs": 5}  # quick on a 24 x 24 x 24 crop in the contract checks
     params = (
         Param("ssfm", "bool", True, "Use the spatial-spectral fusion module (off: PCA image as X_fusion)."),
         Param("window", "choice", "dual", "SPAM window: dual (ring) or single.", choices=("dual", "single")),
@@ -439,7 +440,7 @@ class KDAD(Detector):
 
     # ----------------------------------------------------------------------------------------- torch
     def _torch_device(self):
-        from .. import _kdad_nets
+        from . import kdad_nets as _kdad_nets
 
         ns = build_nets(_kdad_nets.build, "kdad")
         torch = ns.torch
@@ -485,7 +486,7 @@ class KDAD(Detector):
         zeros at invalid pixels.
         """
         from ..base import prepare_cube
-        from ..engine import crop_windows, fit_data_from_cube
+        from ..context import crop_windows, fit_data_from_cube
         from ..progress import as_progress
 
         prog = as_progress(progress)
@@ -503,7 +504,7 @@ class KDAD(Detector):
         return out
 
     def _detect(self, cube, mask, progress):
-        from ..engine import fit_data_from_cube
+        from ..context import fit_data_from_cube
 
         self._fit(fit_data_from_cube(cube, mask, self.context()), progress.sub(0.0, 0.9))
         return self._score(cube, mask, progress.sub(0.9, 1.0))

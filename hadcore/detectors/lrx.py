@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from ..params import Param
-from ..windows import DualWindowDetector
+from .windows import DualWindowDetector
 
 __all__ = ["LRX"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..base import Context, Detector
-from .._torchutil import build_nets, device_param, session, torch_device
+from .torch_runtime import build_nets, device_param, session, torch_device
 from ..errors import InputError, ParameterError
 from ..params import Param
 
@@ -154,6 +154,7 @@ class PDBSNet(Detector):
     trains = True
     min_pixels = 3
     requires = ("torch",)
+    test_params = {"epochs": 5}  # quick on a 24 x 24 x 24 crop in the contract checks
     params = (
         Param("factor", "int", 3, "Pixel-shuffle downsampling stride factor f (1 = no PD).", min=1, max=8),
         Param("width", "int", 32, "Channels of the convolution layers (paper: 64).", min=2, max=512),
@@ -186,7 +187,7 @@ class PDBSNet(Detector):
 
     def receptive_radius(self) -> int:
         """Pixels of context a score needs on every side: ``factor`` x (2 + 3 ``blocks``)."""
-        from .._pdbsnet_nets import receptive_radius
+        from .pdbsnet_nets import receptive_radius
 
         return receptive_radius(self.factor, self.blocks)
 
@@ -197,7 +198,7 @@ class PDBSNet(Detector):
 
     # ----------------------------------------------------------------------------------------- torch
     def _torch(self):
-        from .. import _pdbsnet_nets
+        from . import pdbsnet_nets as _pdbsnet_nets
 
         return build_nets(_pdbsnet_nets.build, "pdbsnet")
 

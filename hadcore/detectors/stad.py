@@ -10,11 +10,13 @@ from typing import Any, Dict, Tuple
 import numpy as np
 
 from ..base import Context, Detector
-from ..errors import FileError, InputError, ParameterError
-from .._torchutil import device_param, torch_device
+from ..errors import FileError, ParameterError
+from .torch_runtime import device_param, torch_device
 from ..linalg import inv_psd, mahalanobis_sq, mean_cov
 from ..params import Param
 from ..progress import as_progress
+from .stad_nets import FORMAT, FORMAT_VERSION, _build_nets, band_resampling_matrix
+from .stad_nets import prepare_input  # noqa: F401  (the network input, read here by bench/ and tests)
 
 __all__ = ["STAD"]
 
@@ -27,8 +29,6 @@ PACKAGE_WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 DEFAULT_WEIGHTS = PACKAGE_WEIGHTS_DIR / WEIGHTS_NAME
 #: where to download the default weights from
 WEIGHTS_URL = "https://github.com/hadcore/hadcore/raw/main/hadcore/weights/stad_default.pt"
-FORMAT = "hadcore.stad"
-FORMAT_VERSION = 1
 MODES = ("full", "saliency", "mask", "recon", "recon_mask")
 
 # STF constants (paper Sec. III-C, eq. 8-13)
@@ -38,41 +38,6 @@ STF_SIGMA_C = 80.0
 
 
 # ================================================================================ numpy parts (no torch)
-def band_resampling_matrix(n_in: int, n_out: int) -> np.ndarray:
-    """(n_in, n_out) matrix mapping a spectrum of ``n_in`` bands onto ``n_out`` bands.
-
-    The band axis [0, n_in) is cut into ``n_out`` equal bins; output band k is the mean of the input bands
-    weighted by their overlap with bin k (area-weighted resampling, each input band a unit interval).
-    Rows sum to n_out/n_in, columns to 1: a constant spectrum stays constant. Works for n_in < n_out too
-    (then an output band lies inside one input band or straddles two).
-    """
-    if n_in < 1 or n_out < 1:
-        raise InputError(f"stad: band counts must be positive, got {n_in} -> {n_out}")
-    edges = np.arange(n_out + 1, dtype=np.float64) * (n_in / n_out)
-    lo = np.arange(n_in, dtype=np.float64)[:, None]
-    overlap = np.clip(np.minimum(lo + 1, edges[None, 1:]) - np.maximum(lo, edges[None, :-1]), 0, None)
-    return overlap / overlap.sum(axis=0, keepdims=True)
-
-
-def prepare_input(cube: np.ndarray, mask: np.ndarray, bands: int) -> np.ndarray:
-    """The network input: (H, W, bands) float32, identical at training and at test time.
-
-    1. Resample every spectrum to ``bands`` bands (:func:`band_resampling_matrix`).
-    2. Standardise each band to zero mean and unit variance over the valid pixels of this scene.
-    3. Invalid pixels are set to 0 (the scene mean) so that they carry no signal into the convolutions.
-    """
-    X = np.asarray(cube, dtype=np.float64)
-    H, W, B = X.shape
-    Y = (X.reshape(H * W, B) @ band_resampling_matrix(B, bands)).reshape(H, W, bands)
-    v = Y[mask]
-    mu = v.mean(axis=0)
-    sd = v.std(axis=0)
-    sd = np.where(sd > 0, sd, 1.0)
-    Y = (Y - mu) / sd
-    Y[~mask] = 0.0
-    return np.ascontiguousarray(Y, dtype=np.float32)
-
-
 class InputTransform:
     """:func:`prepare_input` as a fitted per-pixel map, from the :class:`~hadcore.stats.Moments` of the raw bands.
 
@@ -353,15 +318,6 @@ def load_weights(path) -> Dict[str, Any]:
     return obj
 
 
-def _build_nets(cfg: Dict[str, Any]):
-    from .._stad_nets import build
-
-    ns = build()
-    teacher = ns.Teacher(int(cfg["bands"]), int(cfg["heads"]), int(cfg["ffn"]), int(cfg["stages"]))
-    student = ns.Student(int(cfg["bands"]), int(cfg["hidden"]), int(cfg["stages"]))
-    return teacher, student
-
-
 def _load_student(path, device):
     p = str(Path(path).resolve())
     try:
@@ -593,7 +549,7 @@ class STAD(Detector):
 
     def _detect(self, cube, mask, progress):
         """In memory: the statistics of the whole cube, the exact RX range and STF median, then tiles."""
-        from ..engine import fit_data_from_cube
+        from ..context import fit_data_from_cube
 
         self._fit(fit_data_from_cube(cube, mask, Context(global_stats=True)), progress.sub(0.0, 0.05))
         Xin = self.transform_(cube, mask)
@@ -661,6 +617,6 @@ class STAD(Detector):
         parameters required), giving the same weights as an uninterrupted run on CPU. Returns the metadata
         stored in the file.
         """
-        from .._stad_nets import train_stad
+        from .stad_nets import train_stad
 
         return train_stad(self, cubes, out, progress=as_progress(progress), resume=resume)

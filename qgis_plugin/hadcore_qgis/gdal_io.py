@@ -265,7 +265,7 @@ class GdalSource:
 
 class GdalTags:
     """A GDAL dataset's metadata read the way rasterio's dataset answers it (``tags``, ``tag_namespaces``,
-    ``descriptions``), so that hadcore's one band rule (``hadcore.io.raster_bands``) reads it unchanged."""
+    ``descriptions``), so that hadcore's one band rule (``hadcore.scene.raster_bands``) reads it unchanged."""
 
     def __init__(self, ds):
         self.ds = ds
@@ -311,7 +311,7 @@ def _band_valid_window(band, r0, r1, c0, c1) -> Optional[np.ndarray]:
 def choose_bands(ds, path: str, bands: Optional[str] = None, bad_bands: Optional[str] = None):
     """(0-based bands, notes) of a GDAL raster layer by hadcore's one rule (as the CLI and ``hadcore.detect``
     choose them): the file's ``bbl`` flags dropped by default, ``auto``/``none``/a list in ``bad_bands``."""
-    from hadcore.io import constant_bands, raster_bands
+    from hadcore.scene import constant_bands, raster_bands
 
     def constant(cand):
         return constant_bands(_NanMasked(GdalSource(ds, cand)))

@@ -59,7 +59,7 @@ class session:
 
 def device_param():
     """The ``device`` parameter every torch detector declares (one wording in the CLI and QGIS)."""
-    from .params import Param
+    from ..params import Param
 
     return Param("device", "choice", "auto", "Torch device: auto (GPU if present), cpu or cuda.",
                  choices=("auto", "cpu", "cuda"))
@@ -67,7 +67,7 @@ def device_param():
 
 def torch_device(torch, choice: str):
     """The torch.device for a ``device`` parameter value; 'cuda' without a CUDA device is a one-line error."""
-    from .errors import ParameterError
+    from ..errors import ParameterError
 
     cuda = torch.cuda.is_available()
     if choice == "cuda" and not cuda:
@@ -78,7 +78,7 @@ def torch_device(torch, choice: str):
 def build_nets(build, who: str):
     """``build()`` of a detector's lazily built torch namespace (``hadcore._*_nets``); without torch, the
     one-line error naming the detector and how to install it."""
-    from .errors import HadcoreError
+    from ..errors import HadcoreError
 
     try:
         return build()

@@ -21,8 +21,8 @@ from typing import Iterator, Optional, Tuple
 
 import numpy as np
 
-from .base import Context, Detector
-from .errors import ParameterError
+from ..base import Context, Detector
+from ..errors import ParameterError
 
 __all__ = ["ring_offsets", "box_offsets", "window_index", "ring_index", "check_windows", "chunks"]
 

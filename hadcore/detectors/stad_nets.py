@@ -10,10 +10,60 @@ reconstruction per stage, each of the same shape as the input.
 from __future__ import annotations
 
 import hashlib
+from typing import Any, Dict
 
 import numpy as np
 
+from ..errors import InputError
+
 __all__ = ["build", "train_stad"]
+
+#: the weights file's format tag and version (:func:`hadcore.detectors.stad.load_weights` checks them)
+FORMAT = "hadcore.stad"
+FORMAT_VERSION = 1
+
+
+def band_resampling_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """(n_in, n_out) matrix mapping a spectrum of ``n_in`` bands onto ``n_out`` bands.
+
+    The band axis [0, n_in) is cut into ``n_out`` equal bins; output band k is the mean of the input bands
+    weighted by their overlap with bin k (area-weighted resampling, each input band a unit interval).
+    Rows sum to n_out/n_in, columns to 1: a constant spectrum stays constant. Works for n_in < n_out too
+    (then an output band lies inside one input band or straddles two).
+    """
+    if n_in < 1 or n_out < 1:
+        raise InputError(f"stad: band counts must be positive, got {n_in} -> {n_out}")
+    edges = np.arange(n_out + 1, dtype=np.float64) * (n_in / n_out)
+    lo = np.arange(n_in, dtype=np.float64)[:, None]
+    overlap = np.clip(np.minimum(lo + 1, edges[None, 1:]) - np.maximum(lo, edges[None, :-1]), 0, None)
+    return overlap / overlap.sum(axis=0, keepdims=True)
+
+
+def prepare_input(cube: np.ndarray, mask: np.ndarray, bands: int) -> np.ndarray:
+    """The network input: (H, W, bands) float32, identical at training and at test time.
+
+    1. Resample every spectrum to ``bands`` bands (:func:`band_resampling_matrix`).
+    2. Standardise each band to zero mean and unit variance over the valid pixels of this scene.
+    3. Invalid pixels are set to 0 (the scene mean) so that they carry no signal into the convolutions.
+    """
+    X = np.asarray(cube, dtype=np.float64)
+    H, W, B = X.shape
+    Y = (X.reshape(H * W, B) @ band_resampling_matrix(B, bands)).reshape(H, W, bands)
+    v = Y[mask]
+    mu = v.mean(axis=0)
+    sd = v.std(axis=0)
+    sd = np.where(sd > 0, sd, 1.0)
+    Y = (Y - mu) / sd
+    Y[~mask] = 0.0
+    return np.ascontiguousarray(Y, dtype=np.float32)
+
+
+def _build_nets(cfg: Dict[str, Any]):
+    ns = build()
+    teacher = ns.Teacher(int(cfg["bands"]), int(cfg["heads"]), int(cfg["ffn"]), int(cfg["stages"]))
+    student = ns.Student(int(cfg["bands"]), int(cfg["hidden"]), int(cfg["stages"]))
+    return teacher, student
+
 
 _CACHE = {}
 
@@ -109,8 +159,8 @@ CKPT_EVERY = 50
 
 def _collect(cubes, min_side: int):
     """[(name, prepared float64 cube, valid mask)] from arrays or Raster-like objects; never reads gt."""
-    from .base import prepare_cube
-    from .errors import InputError
+    from ..base import prepare_cube
+    from ..errors import InputError
 
     if cubes is None or isinstance(cubes, (str, bytes)) or not hasattr(cubes, "__iter__"):
         raise InputError("stad train: expected a list of cubes (H, W, B)")
@@ -189,9 +239,8 @@ def train_stad(det, cubes, out, progress, resume=False):
 
     import torch
 
-    from . import __version__
-    from .detectors.stad import FORMAT, FORMAT_VERSION, _build_nets, prepare_input
-    from .errors import FileError
+    from .._version import __version__
+    from ..errors import FileError
 
     t_start = time.time()
     out = Path(out)

@@ -1,0 +1,134 @@
+"""The in-process executor: the passes of :func:`~hadcore.engine.passes.drive` block after block in this process,
+and the in-memory ``Detector.detect`` path."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Optional, Tuple
+
+import numpy as np
+
+from ..cube import check_cube, prepare_block
+from ..progress import Progress, as_progress
+from ..stats import Moments, PixelSample
+from .blocks import BlendAccumulator, collect_block, score_window
+from .passes import drive
+from .plan import IN_MEMORY_BUDGET, MB, Plan, RunInfo, block_cost, check_bands, default_mem_limit_mb, plan_blocks
+from .source import ArraySink, ArraySource, ProjectedSource, Sink, Source, release_scratch
+
+if TYPE_CHECKING:  # annotations only: the engine runs any object with the detector contract
+    from ..base import Detector
+
+__all__ = ["LocalPasses", "run", "detect_in_memory"]
+
+
+class LocalPasses:
+    """The passes of :func:`drive` in this process, block after block, into ``sink``."""
+
+    def __init__(self, source: Source, sink: Sink):
+        self.source = self.src = source
+        self.sink = sink
+
+    def stats(self, windows, size, seed, prog):
+        B_in = self.source.shape[2]
+        moms, smps = Moments.empty(B_in), PixelSample.empty(size, seed, B_in) if size else None
+        n_valid = 0
+        for i, win in enumerate(windows):
+            m, smp, n = collect_block(self.source, win, True, size, seed)
+            moms = moms.merge(m)
+            n_valid += n
+            if smp is not None:
+                smps = smps.merge(smp)
+            prog.update((i + 1) / len(windows))
+        return moms, smps, n_valid
+
+    def project(self, mean, V):
+        self.src = ProjectedSource(self.source, mean, V)
+
+    def release(self):
+        release_scratch()
+
+    def crops(self, windows, prog):
+        return [self.src.block(*w) for w in windows]
+
+    def refine(self, det, windows, prog):
+        merged = None
+        for i, (r0, r1, c0, c1) in enumerate(windows):
+            X, valid = self.src.block(r0, r1, c0, c1)
+            part = det._refine_block(X, valid)
+            del X, valid  # not held while the next block (or the score pass) is read
+            merged = part if merged is None else det._refine_merge(merged, part)
+            prog.update((i + 1) / len(windows))
+        release_scratch()
+        return merged
+
+    def score(self, det, plan, prog):
+        total = len(plan.score_windows)
+        if plan.blend:
+            _score_blended(det, self.src, self.sink, plan, prog)
+        else:
+            for i, win in enumerate(plan.score_windows):
+                piece = prog.sub(i / total, (i + 1) / total)
+                (r0, _, c0, _), s = score_window(det, self.src, win, plan.halo, piece)
+                self.sink.write(r0, c0, s)
+                piece.update(1.0)
+        release_scratch()
+        return self.sink
+
+
+def run(det: Detector, source: Source, sink: Optional[Sink] = None, *, mem_limit_mb: Optional[float] = None,
+        progress=None, reduce=None, whole: bool = False) -> Tuple[Sink, RunInfo]:
+    """Run ``det`` over ``source`` into ``sink`` (default: an :class:`ArraySink`) under a memory budget, in
+    this process (:func:`drive` with :class:`LocalPasses`).
+
+    ``whole=True`` scores the scene as one block (the in-memory path of detectors that are not exact under
+    tiling). Returns ``(sink, info)``.
+    """
+    prog = as_progress(progress)
+    H, W, B_in = source.shape
+    red, B = check_bands(det, B_in, reduce)
+    ctx = det.context()
+    budget = int((mem_limit_mb if mem_limit_mb is not None else default_mem_limit_mb()) * MB)
+    need_stats = bool(ctx.global_stats or ctx.sample or red)
+    plan = plan_blocks(det, (H, W, B), budget, in_bands=B_in, block_shape=source.block_shape,
+                       needs_stats=need_stats, whole=whole, read_bytes=getattr(source, "read_bytes", 4))
+    sink = sink if sink is not None else ArraySink(H, W)
+    info = RunInfo(plan=plan, bands_in=B_in, bands_used=B, reduce=red)
+    drive(det, LocalPasses(source, sink), plan, info, prog, red, B_in)
+    return sink, info
+
+
+
+def _score_blended(det: Detector, src: Source, sink: Sink, plan: Plan, prog: Progress) -> None:
+    """Scene tiles with overlap, blended; finished rows are flushed to the sink one tile row at a time."""
+    acc = BlendAccumulator(plan, sink)
+    total = len(acc.order)
+    for done, win in enumerate(acc.order):
+        piece = prog.sub(done / total, (done + 1) / total)
+        outer, s = score_window(det, src, win, plan.halo, piece, blend=True)
+        acc.add(win, outer, s)
+        piece.update(1.0)
+
+
+
+def detect_in_memory(det: Detector, cube, mask, progress: Progress) -> np.ndarray:
+    """:meth:`Detector.detect`: exact detectors block by block over the caller's array, others as one block."""
+    X, valid = check_cube(cube, mask, min_bands=det.min_bands, min_pixels=det.min_pixels, who=det.name)
+    ctx = det.context()
+    if not ctx.exact:
+        Xp = prepare_block(X, valid)
+        scores = np.asarray(det._detect(Xp, valid, progress))
+        del Xp
+        if scores.shape != valid.shape:
+            raise RuntimeError(f"{det.name}: _detect returned shape {scores.shape}, expected {valid.shape}")
+        out = scores.astype(np.float32, copy=True)
+        out[~valid] = np.nan
+        progress.update(1.0)
+        return out
+    src = ArraySource(X, valid)
+    H, W, B = X.shape
+    # half the cube's size (so detect peaks near 1.5x the cube) within [64 MB, IN_MEMORY_BUDGET], and at
+    # least one strip of 64 rows
+    budget = max(min(IN_MEMORY_BUDGET, max(X.nbytes // 2, 64 * MB)),
+                 block_cost(det, min(H, 64 + 2 * ctx.halo), W, B, B) + det.state_bytes(B) + 2 * B * B * 8)
+    sink, _ = run(det, src, None, mem_limit_mb=budget / MB, progress=progress)
+    return sink.array
