@@ -34,7 +34,8 @@ class HadcoreProvider(QgsProcessingProvider):
         return _ICON
 
     def loadAlgorithms(self):
-        from .algorithms import DetectorAlgorithm, EvaluateAlgorithm, MissingHadcoreAlgorithm, VectorizeAlgorithm
+        from .algorithms import DetectorAlgorithm, MissingHadcoreAlgorithm
+        from .tools import EvaluateAlgorithm, VectorizeAlgorithm
 
         hc, error = load_hadcore()
         if hc is None:
