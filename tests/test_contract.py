@@ -4,7 +4,12 @@
 - invalid pixels never enter any statistic: poisoning them changes no valid score;
 - a constant band (singular covariance) still gives finite scores;
 - the same input and seed give the same output;
-- bad input (1 band, no valid pixel) raises a one-line InputError.
+- bad input (1 band, no valid pixel) raises a one-line InputError;
+- and the whole of :func:`hadcore.testing.check_detector` (the checks a third-party detector gets too: fit then
+  score equals detect, streamed equals in-memory for the exact detectors, tiny inputs, ...).
+
+Each detector runs with its ``test_params`` (declared on the class: quick on the 24 x 24 crop; behaviour, not
+quality).
 """
 
 import numpy as np
@@ -13,9 +18,7 @@ from conftest import load_scene
 
 import hadcore
 from hadcore.errors import InputError
-
-#: parameters that keep the slow (trained) detectors quick on the 24 x 24 crop; behaviour, not quality
-FAST = {"kdad": {"epochs": 5}, "gthad": {"epochs": 3, "embed": 16}, "pdbsnet": {"epochs": 5}}
+from hadcore.testing import CHECKS, check_detector
 
 
 def crop():
@@ -24,7 +27,8 @@ def crop():
 
 
 def make(name, **extra):
-    return hadcore.get_detector(name, **{**FAST.get(name, {}), **extra})
+    cls = hadcore.get_detector_class(name)
+    return cls(**{**cls.test_params, **extra})
 
 
 @pytest.fixture(scope="module", params=hadcore.list_detectors())
@@ -62,3 +66,16 @@ def test_bad_input(name):
         det.detect(np.ones((10, 10, 1)))
     with pytest.raises(InputError, match="valid pixels"):
         det.detect(np.full((10, 10, 6), np.nan))
+
+
+def test_test_params_are_declared_parameters(name):
+    cls = hadcore.get_detector_class(name)
+    assert isinstance(cls.test_params, dict)
+    assert set(cls.test_params) <= {p.name for p in cls.params}, cls.test_params
+
+
+def test_check_detector_on_the_real_crop(name):
+    """Every check of hadcore.testing runs on every registered detector (streamed only for the exact ones)."""
+    ran = check_detector(name, crop())
+    expected = [c for c in CHECKS if c != "streamed" or make(name).context().exact]
+    assert ran == expected
