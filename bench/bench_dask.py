@@ -8,15 +8,20 @@ for Dask) twice: in process (:func:`hadcore.engine.run`) and on a LocalCluster o
 processes on 127.0.0.1 (:func:`hadcore.distributed.run_distributed`; the cluster is started before the
 clock starts). Prints the wall times, the ratio (Dask / in process: > 1 is overhead, < 1 a speed-up), the
 number of blocks, and the largest absolute and relative difference of the two score maps (LRX is exact under
-tiling: the scores must be identical). LRX runs its tiles in threads in process; each Dask worker is one
-process, and LRX again uses threads inside it, so on a machine with C cores both use the cores. The load
-average is printed (the machine may be shared).
+tiling: the scores must be identical). The load average is printed (the machine may be shared).
+
+Threads (:mod:`hadcore.threads`): in process LRX runs its tiles on a pool of every core; on a Dask worker each
+task has a budget of one thread (the worker's own), so LRX starts no pool there. For each run the CPU seconds
+(user + system, of this process, or summed over the worker processes) per score block and the involuntary
+context switches (the kernel taking a core from a runnable thread: oversubscription) are printed; without the
+budget, two 1-thread workers on two cores each ran a pool of two threads, four threads on two cores.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -36,6 +41,16 @@ def mosaic(n: int, bands: int) -> np.ndarray:
         cube = z["cube"][:, :, :bands].astype(np.float32)
     row = np.concatenate([cube if j % 2 == 0 else cube[:, ::-1] for j in range(n)], axis=1)
     return np.ascontiguousarray(np.concatenate([row if i % 2 == 0 else row[::-1] for i in range(n)], axis=0))
+
+
+def _usage():
+    """(CPU seconds, involuntary context switches) of the calling process so far."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime, r.ru_nivcsw
+
+
+def _delta(after, before):
+    return tuple(a - b for a, b in zip(after, before))
 
 
 def main():
@@ -61,22 +76,30 @@ def main():
         print(f"scene {scene.shape} ({path.stat().st_size / 2**20:.0f} MiB GeoTIFF), lrx {params}, "
               f"--mem-limit {args.mem_limit:g} MB, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")
 
-        t_local, ref = [], None
+        t_local, ref, u_local = [], None, []
+        t_one, u_one = [], []
         for _ in range(args.repeat):
-            t = time.perf_counter()
+            t, u = time.perf_counter(), _usage()
             sink, info = run(hadcore.get_detector("lrx", **params), scene.source, mem_limit_mb=args.mem_limit)
             t_local.append(time.perf_counter() - t)
+            u_local.append(_delta(_usage(), u))
             ref = sink.array
+            t, u = time.perf_counter(), _usage()
+            run(hadcore.get_detector("lrx", **params), scene.source, mem_limit_mb=args.mem_limit, threads=1)
+            t_one.append(time.perf_counter() - t)
+            u_one.append(_delta(_usage(), u))
 
         with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                           dashboard_address="127.0.0.1:0") as cluster, Client(cluster) as client:
             client.submit(lambda: 0).result()  # workers up
-            t_dask, out = [], None
+            t_dask, out, u_dask = [], None, []
             for _ in range(args.repeat):
-                t = time.perf_counter()
+                t, u = time.perf_counter(), client.run(_usage)
                 sink, dinfo = run_distributed(hadcore.get_detector("lrx", **params), scene.source, client=client,
                                               mem_limit_mb=args.mem_limit)
                 t_dask.append(time.perf_counter() - t)
+                after = client.run(_usage)
+                u_dask.append(tuple(map(sum, zip(*(_delta(after[w], u[w]) for w in after)))))
                 out = sink.array
 
     same_nan = bool(np.array_equal(np.isnan(ref), np.isnan(out)))
@@ -85,9 +108,15 @@ def main():
     rel_diff = float(np.max(np.abs(out[ok] - ref[ok]) / np.maximum(np.abs(ref[ok]), 1e-30))) if ok.any() else 0.0
     a, b = min(t_local), min(t_dask)
     print(f"blocks: {info.plan.n_blocks} in process, {dinfo.plan.n_blocks} on Dask")
-    print(f"in process      : {a:8.2f} s")
+    print(f"in process      : {a:8.2f} s (one thread: {min(t_one):.2f} s)")
     print(f"Dask, 2 workers : {b:8.2f} s")
     print(f"overhead ratio (Dask / in process): {b / a:.2f}")
+    (cl, sl), (cd, sd) = u_local[t_local.index(a)], u_dask[t_dask.index(b)]
+    nl, nd = info.plan.n_blocks, dinfo.plan.n_blocks
+    c1, s1 = u_one[t_one.index(min(t_one))]
+    print(f"CPU per block   : in process {cl / nl:.3f} s ({cl:.2f} s, {sl} involuntary switches; one thread "
+          f"{c1 / nl:.3f} s, {s1}), "
+          f"Dask {cd / nd:.3f} s ({cd:.2f} s over the workers, {sd} involuntary switches)")
     print(f"scores: identical={bool(np.array_equal(ref, out, equal_nan=True))}  same NaNs={same_nan}  "
           f"max abs diff {abs_diff:.3g}  max rel diff {rel_diff:.3g}  load {os.getloadavg()[0]:.1f}")
 

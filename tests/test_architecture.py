@@ -27,7 +27,7 @@ PKG = Path(__file__).resolve().parents[1] / "hadcore"
 
 #: lowest first; a module may import from its own layer and the ones above it in this list
 LAYERS: List[tuple] = [
-    ("foundation", ["hadcore._version", "hadcore.errors", "hadcore.params", "hadcore.progress", "hadcore.linalg",
+    ("foundation", ["hadcore._version", "hadcore.errors", "hadcore.threads", "hadcore.params", "hadcore.progress", "hadcore.linalg",
                     "hadcore.stats", "hadcore.metrics", "hadcore.threshold", "hadcore.components",
                     "hadcore.synthetic", "hadcore.bands", "hadcore.cube", "hadcore.context"]),
     ("engine", ["hadcore.engine", "hadcore.engine.*"]),

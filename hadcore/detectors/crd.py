@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from ..params import Param
+from ..threads import thread_budget
 from .windows import DualWindowDetector, chunks, ring_index, ring_offsets
 
 __all__ = ["CRD"]
@@ -96,7 +96,7 @@ class CRD(DualWindowDetector):
         if self._lags() <= self.MAX_LAGS:
             # the zero-padded copy, the lag products, the (chunk, L, L) Gram matrices of each worker
             return ((h + 4 * ho) * (w + 6 * ho) * bands * 8 + (h + 2 * ho) * (w + 2 * ho) * self._lags() * 8
-                    + 2 * _N_WORKERS * _CHUNK * L * L * 8 + 16 * h * w)
+                    + 2 * thread_budget(_MAX_WORKERS) * _CHUNK * L * L * 8 + 16 * h * w)
         return super().working_bytes(h, w, bands)
 
     def _detect(self, cube, mask, progress):
@@ -231,18 +231,19 @@ class CRD(DualWindowDetector):
         return scores.reshape(H, W)
 
 
-#: pixels per chunk of Gram matrices (256 x 112 x 112 float64: 26 MB) and worker threads (LAPACK releases
-#: the GIL; one BLAS thread each)
+#: pixels per chunk of Gram matrices (256 x 112 x 112 float64: 26 MB); at most 8 worker threads (LAPACK
+#: releases the GIL; one BLAS thread each), fewer when the engine's thread budget is smaller
 _CHUNK = 256
-_N_WORKERS = max(1, min(os.cpu_count() or 1, 8))
+_MAX_WORKERS = 8
 
 
 def _run_jobs(run, jobs):
-    if len(jobs) <= 1 or _N_WORKERS == 1:
+    n_workers = thread_budget(_MAX_WORKERS)
+    if len(jobs) <= 1 or n_workers == 1:
         for j in jobs:
             run(j)
         return
-    with ThreadPoolExecutor(max_workers=min(_N_WORKERS, len(jobs))) as ex:
+    with ThreadPoolExecutor(max_workers=min(n_workers, len(jobs))) as ex:
         for _ in ex.map(run, jobs):
             pass
 

@@ -6,8 +6,7 @@ import numpy as np
 
 from ..base import Context, Detector
 from ..errors import InputError, ParameterError
-from .torch_runtime import deterministic as _deterministic
-from .torch_runtime import build_nets, device_param, torch_device
+from .torch_runtime import build_nets, device_param, session, torch_device
 from ..params import Param
 
 __all__ = ["GTHAD"]
@@ -303,10 +302,7 @@ class GTHAD(Detector):
         nets, self.gates_ = [], []
         for i, k in enumerate(sides):
             # every network from the same seed: they differ by their head
-            with torch.random.fork_rng(devices=[]), _deterministic(torch):
-                torch.manual_seed(self.seed)
-                if dev == "cuda":
-                    torch.cuda.manual_seed_all(self.seed)
+            with session(torch, seed=self.seed, cuda=dev == "cuda"):
                 net = ns.make_net(images[0].c, self.embed, k, self.tail_kernel, dev, self.head_on)
                 sub = progress.sub(0.02 + 0.98 * i / len(sides), 0.02 + 0.98 * (i + 1) / len(sides))
                 gates = ns.train(net, images, epochs=self.net_epochs(k), search_every=self.search_every,
@@ -333,7 +329,7 @@ class GTHAD(Detector):
         torch = ns.torch
         H, W, _ = block.shape
         dev = torch.device(self.device_)
-        with _deterministic(torch):
+        with session(torch):
             if self.whole_ is not None and self.whole_[0] == (H, W):
                 scored = [ns.score(net, self.whole_[1], g, self._pools(net)) for net, g in zip(self.nets_, self.gates_)]
                 self.bfb_blocks_ = [n for _, n in scored]

@@ -10,8 +10,7 @@ import numpy as np
 from ..base import Context, Detector
 from ..errors import ParameterError
 from ..linalg import inv_psd, mahalanobis_sq, mean_cov
-from .torch_runtime import deterministic as _deterministic
-from .torch_runtime import build_nets, device_param, torch_device
+from .torch_runtime import build_nets, device_param, session, torch_device
 from ..params import Param
 
 __all__ = ["KDAD"]
@@ -586,10 +585,7 @@ class KDAD(Detector):
         def wmse(x, y, w):  # weighted mean over valid pixels of the per-pixel squared error
             return ((x - y).pow(2).mean(dim=1, keepdim=True) * w).sum() / w.sum().clamp_min(1e-12)
 
-        with torch.random.fork_rng(devices=[]), _deterministic(torch):
-            torch.manual_seed(self.seed)
-            if dev.type == "cuda":
-                torch.cuda.manual_seed_all(self.seed)
+        with session(torch, seed=self.seed, cuda=dev.type == "cuda"):
 
             # ---------------- SSFM
             if self.ssfm:
@@ -707,7 +703,7 @@ class KDAD(Detector):
 
     def _maps(self, X, mask, keep=False):
         torch = self._torch_device()[0].torch
-        with _deterministic(torch):
+        with session(torch):
             pca, spam = self._inputs(X, mask)
             fusion = self._fused(pca, spam, mask)
             if keep:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from ..params import Param
+from ..threads import thread_budget
 from .windows import DualWindowDetector
 
 __all__ = ["LRX"]
@@ -72,7 +72,7 @@ class LRX(DualWindowDetector):
     )
 
     def working_bytes(self, h, w, bands):
-        n_workers = max(1, min(os.cpu_count() or 1, 8))
+        n_workers = thread_budget(8)
         per_worker = (self.tile + self.outer) * (bands * bands * 8 + (h + self.inner) * bands * 8)
         return 2 * h * w * bands * 8 + n_workers * per_worker
 
@@ -82,7 +82,7 @@ class LRX(DualWindowDetector):
         X = (cube - cube[mask].mean(axis=0)) * w[..., None]
         ho = self.outer // 2
         tiles = [(c0, min(c0 + self.tile, W)) for c0 in range(0, W, self.tile)]
-        n_workers = max(1, min(os.cpu_count() or 1, 8))
+        n_workers = thread_budget(8)  # the engine's: every core in process, one on a Dask worker
         # split rows too so that every core has work on small images
         n_row_parts = max(1, min(H, -(-n_workers // len(tiles))))
         bounds = np.linspace(0, H, n_row_parts + 1).astype(int)

@@ -7,11 +7,10 @@ import numpy as np
 from ..base import Context, Detector
 from ..errors import ParameterError
 from ..params import Param
+from ..threads import thread_budget
 
 __all__ = ["PTA"]
 
-# threads for the DCTs along H and W (scipy.fft splits the other axes between them: the same result)
-_FFT_WORKERS = -1
 
 
 def _gram_svd(Z: np.ndarray):
@@ -157,6 +156,9 @@ class PTA(Detector):
     def _score(self, cube, mask, progress):
         from scipy.fft import dct, idct  # lazily: `hadcore list` imports this module
 
+        # threads of the DCTs along H and W: the engine's budget (scipy.fft splits the other axes between
+        # them: the same result with any count)
+        fft_workers = thread_budget()
         H, W, B = cube.shape
         if self.range_ is not None:
             lo, hi = self.range_
@@ -201,14 +203,14 @@ class PTA(Detector):
             X *= 0.25
             # V1: (tau D_H^T D_H + mu I) V1 = mu (X + U2) along H, diagonal in the DCT-II basis
             np.add(X, U2, out=T)
-            F = dct(T, type=2, axis=0, norm="ortho", overwrite_x=True, workers=_FFT_WORKERS)
+            F = dct(T, type=2, axis=0, norm="ortho", overwrite_x=True, workers=fft_workers)
             F *= (mu / (tau * lam_h + mu))[:, None, None]
-            V1[...] = idct(F, type=2, axis=0, norm="ortho", overwrite_x=True, workers=_FFT_WORKERS)
+            V1[...] = idct(F, type=2, axis=0, norm="ortho", overwrite_x=True, workers=fft_workers)
             # V2: the same along W
             np.add(X, U3, out=T)
-            F = dct(T, type=2, axis=1, norm="ortho", overwrite_x=True, workers=_FFT_WORKERS)
+            F = dct(T, type=2, axis=1, norm="ortho", overwrite_x=True, workers=fft_workers)
             F *= (mu / (tau * lam_w + mu))[None, :, None]
-            V2[...] = idct(F, type=2, axis=1, norm="ortho", overwrite_x=True, workers=_FFT_WORKERS)
+            V2[...] = idct(F, type=2, axis=1, norm="ortho", overwrite_x=True, workers=fft_workers)
             del F
             # V3: singular value thresholding of the average of its two constraints
             np.add(X, U4, out=T)

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..base import Context, Detector
 from ..errors import FileError, ParameterError
-from .torch_runtime import device_param, torch_device
+from .torch_runtime import device_param, session, torch_device
 from ..linalg import inv_psd, mahalanobis_sq, mean_cov
 from ..params import Param
 from ..progress import as_progress
@@ -577,21 +577,22 @@ class STAD(Detector):
         T, h = int(self.tile), self.HALO
         tiles = [(r, c) for r in range(0, H, T) for c in range(0, W, T)]
         use_grad = self.mode in ("full", "saliency")
-        for i, (r, c) in enumerate(tiles):
-            r0, r1 = max(r - h, 0), min(r + T + h, H)
-            c0, c1 = max(c - h, 0), min(c + T + h, W)
-            xt = torch.from_numpy(np.ascontiguousarray(X[r0:r1, c0:c1].transpose(2, 0, 1)))[None].to(dev)
-            mt = torch.from_numpy(np.ascontiguousarray(M[r0:r1, c0:c1], dtype=np.float32))[None, None].to(dev)
-            if use_grad:
-                s = gradient_score(student, xt, mt)[0][0]
-            else:
-                s = reconstruction_error(student, xt)[0]
-                if self.mode == "recon_mask":
-                    s = s * mt[0, 0]
-            s = s.detach().to("cpu").double().numpy()
-            rr, cc = min(r + T, H), min(c + T, W)
-            scores[r:rr, c:cc] = s[r - r0:rr - r0, c - c0:cc - c0]
-            progress.update((i + 1) / len(tiles))
+        with session(torch):  # the engine's thread budget, deterministic algorithms
+            for i, (r, c) in enumerate(tiles):
+                r0, r1 = max(r - h, 0), min(r + T + h, H)
+                c0, c1 = max(c - h, 0), min(c + T + h, W)
+                xt = torch.from_numpy(np.ascontiguousarray(X[r0:r1, c0:c1].transpose(2, 0, 1)))[None].to(dev)
+                mt = torch.from_numpy(np.ascontiguousarray(M[r0:r1, c0:c1], dtype=np.float32))[None, None].to(dev)
+                if use_grad:
+                    s = gradient_score(student, xt, mt)[0][0]
+                else:
+                    s = reconstruction_error(student, xt)[0]
+                    if self.mode == "recon_mask":
+                        s = s * mt[0, 0]
+                s = s.detach().to("cpu").double().numpy()
+                rr, cc = min(r + T, H), min(c + T, W)
+                scores[r:rr, c:cc] = s[r - r0:rr - r0, c - c0:cc - c0]
+                progress.update((i + 1) / len(tiles))
         return scores
 
     #: bytes per pixel of a block outside the networks (network input, RX, STF maps; 32 network bands)

@@ -1,8 +1,9 @@
-"""Private helpers shared by the torch detectors (torch itself is passed in, never imported here)."""
+"""The one torch runtime of the deep detectors: device, threads, seed and determinism (torch itself is passed in,
+never imported here)."""
 
 from __future__ import annotations
 
-import os
+from ..threads import thread_budget
 
 __all__ = ["build_nets", "deterministic", "device_param", "session", "torch_device"]
 
@@ -25,16 +26,18 @@ class deterministic:
 
 
 class session:
-    """Context manager for a torch detector's calls: a bounded thread count, deterministic
-    algorithms, and (``seed`` given) torch's global RNG forked and seeded; all restored afterwards."""
+    """Context manager for a torch detector's calls: torch's CPU threads bounded by ``threads`` and by the
+    engine's thread budget (:func:`hadcore.threads.thread_budget`: every core in process, one on a Dask worker),
+    deterministic algorithms, and (``seed`` given) torch's global RNG forked and seeded, the CUDA one too on a
+    GPU; all restored afterwards. ``threads`` None: the budget itself."""
 
-    def __init__(self, torch, threads: int, seed=None, cuda: bool = False):
-        self.torch, self.threads, self.seed, self.cuda = torch, int(threads), seed, cuda
+    def __init__(self, torch, threads=None, seed=None, cuda: bool = False):
+        self.torch, self.threads, self.seed, self.cuda = torch, threads, seed, cuda
 
     def __enter__(self):
         t = self.torch
         self.prev_threads = t.get_num_threads()
-        t.set_num_threads(max(1, min(self.threads, os.cpu_count() or 1)))
+        t.set_num_threads(thread_budget(None if self.threads is None else max(1, int(self.threads))))
         self.det = deterministic(t).__enter__()
         self.prev_bench = t.backends.cudnn.benchmark
         t.backends.cudnn.benchmark = False

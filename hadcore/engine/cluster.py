@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import HadcoreError
 from ..progress import Progress, as_progress
+from ..threads import limit_threads
 from .blocks import BlendAccumulator, collect_block, score_window
 from .passes import drive
 from .plan import MB, RunInfo, check_bands, default_mem_limit_mb, plan_blocks
@@ -62,13 +63,18 @@ _POLL_S = 0.05
 def _task(fn):
     """A user error raised on a worker travels back without its chained exceptions: the chain can hold
     exceptions that do not survive pickling (rasterio's CPLE_* errors), and Dask would then hand the
-    client a bare ``Exception`` instead of the one-line :class:`HadcoreError`."""
+    client a bare ``Exception`` instead of the one-line :class:`HadcoreError`.
+
+    Every task runs with a thread budget of one (:func:`hadcore.threads.limit_threads`): a worker runs as
+    many tasks at once as it has threads, so one thread each is the worker's own thread count, and the
+    detectors' pools, BLAS, scipy.fft and torch do not oversubscribe its cores."""
     import functools
 
     @functools.wraps(fn)
     def wrapper(*args):
         try:
-            return fn(*args)
+            with limit_threads(1):
+                return fn(*args)
         except HadcoreError as exc:
             exc.__context__ = exc.__cause__ = None
             raise

@@ -17,7 +17,7 @@ __all__ = ["run_scene"]
 
 
 def run_scene(det: Detector, source: Source, sink: Sink, *, output=None, mem_limit_mb: Optional[float] = None,
-              progress=None, reduce=None, client=None) -> RunInfo:
+              progress=None, reduce=None, client=None, threads: Optional[int] = None) -> RunInfo:
     """Run ``det`` over a scene's ``source`` into ``sink``: the one entry the CLI, the QGIS algorithms and
     :func:`hadcore.detect` call. Returns the run's :class:`RunInfo`.
 
@@ -25,13 +25,16 @@ def run_scene(det: Detector, source: Source, sink: Sink, *, output=None, mem_lim
     else in this process (:func:`run`). ``output``: a swath product's map grid (``Scene.output``, with
     ``height`` and ``remap(swath, r0, r1)``): the swath is scored into memory (one band, small) and ``sink``
     receives the map grid, 256 rows at a time; ``sink`` then has the grid's shape, not the source's.
+    ``threads``: the thread budget of an in-process run (default: every core; :mod:`hadcore.threads`); on Dask
+    every task has one thread, the worker's own.
     """
     target = ArraySink(*source.shape[:2]) if output is not None else sink
     if client is not None:
         _, info = run_distributed(det, source, target, client=client, mem_limit_mb=mem_limit_mb, progress=progress,
                                   reduce=reduce)
     else:
-        _, info = run(det, source, target, mem_limit_mb=mem_limit_mb, progress=progress, reduce=reduce)
+        _, info = run(det, source, target, mem_limit_mb=mem_limit_mb, progress=progress, reduce=reduce,
+                      threads=threads)
     if output is not None:
         for r0 in range(0, output.height, 256):
             sink.write(r0, 0, output.remap(target.array, r0, min(r0 + 256, output.height)))

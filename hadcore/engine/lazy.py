@@ -10,6 +10,7 @@ import numpy as np
 from ..errors import InputError
 from ..progress import as_progress
 from ..stats import Moments, PixelSample
+from ..threads import limit_threads
 from .blocks import score_window
 from .passes import drive
 from .plan import MB, RunInfo, blend_weights, check_bands, default_mem_limit_mb, halo_window, plan_blocks
@@ -23,12 +24,25 @@ def _is_dask(obj) -> bool:
     return type(obj).__module__.split(".")[0] == "dask" and hasattr(obj, "__dask_graph__")
 
 
-# Block functions of the lazy path: plain functions of numpy blocks (picklable for a distributed scheduler).
+# Block functions of the lazy path: plain functions of numpy blocks (picklable for a distributed scheduler),
+# each run with a thread budget of one: the scheduler runs as many of them at once as it has threads.
+def _one_thread(fn):
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with limit_threads(1):
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
 def _block_source(block, nodata, proj) -> Source:
     src: Source = ArraySource(block, None, nodata=nodata)
     return src if proj is None else ProjectedSource(src, proj[0], proj[1])
 
 
+@_one_thread
 def _chunk_stats(block, r0, c0, width, size, seed, nodata):
     h, w = block.shape[:2]
     X, valid = ArraySource(block, None, nodata=nodata).block(0, h, 0, w)
@@ -37,16 +51,19 @@ def _chunk_stats(block, r0, c0, width, size, seed, nodata):
     return mom, smp, int(valid.sum())
 
 
+@_one_thread
 def _chunk_read(block, nodata, proj):
     h, w = block.shape[:2]
     return _block_source(block, nodata, proj).block(0, h, 0, w)
 
 
+@_one_thread
 def _chunk_refine(det, block, nodata, proj):
     X, valid = _chunk_read(block, nodata, proj)
     return det._refine_block(X, valid)
 
 
+@_one_thread
 def _chunk_score(block, det=None, nodata=None, proj=None):
     """Scores of a block read with its halo (map_overlap trims the halo)."""
     h, w = block.shape[:2]
@@ -54,6 +71,7 @@ def _chunk_score(block, det=None, nodata=None, proj=None):
     return s
 
 
+@_one_thread
 def _tile_score(outer_block, det, nodata, proj):
     h, w = outer_block.shape[:2]
     _, s = score_window(det, _block_source(outer_block, nodata, proj), (0, h, 0, w), 0, None, blend=True)
@@ -96,6 +114,7 @@ def _stats_merge(a, b):
     return merge(a, b)
 
 
+@_one_thread
 def _refine_merge(det, a, b):
     return det._refine_merge(a, b)
 

@@ -10,6 +10,7 @@ import numpy as np
 from ..cube import check_cube, prepare_block
 from ..progress import Progress, as_progress
 from ..stats import Moments, PixelSample
+from ..threads import limit_threads
 from .blocks import BlendAccumulator, collect_block, score_window
 from .passes import drive
 from .plan import IN_MEMORY_BUDGET, MB, Plan, RunInfo, block_cost, check_bands, default_mem_limit_mb, plan_blocks
@@ -76,9 +77,11 @@ class LocalPasses:
 
 
 def run(det: Detector, source: Source, sink: Optional[Sink] = None, *, mem_limit_mb: Optional[float] = None,
-        progress=None, reduce=None, whole: bool = False) -> Tuple[Sink, RunInfo]:
+        progress=None, reduce=None, whole: bool = False, threads: Optional[int] = None) -> Tuple[Sink, RunInfo]:
     """Run ``det`` over ``source`` into ``sink`` (default: an :class:`ArraySink`) under a memory budget, in
-    this process (:func:`drive` with :class:`LocalPasses`).
+    this process (:func:`drive` with :class:`LocalPasses`), with a budget of ``threads`` threads (default:
+    every core this process may use, or the budget of the task it runs in; :mod:`hadcore.threads`) that the
+    detector's pools, BLAS, scipy.fft and torch obey.
 
     ``whole=True`` scores the scene as one block (the in-memory path of detectors that are not exact under
     tiling). Returns ``(sink, info)``.
@@ -93,7 +96,8 @@ def run(det: Detector, source: Source, sink: Optional[Sink] = None, *, mem_limit
                        needs_stats=need_stats, whole=whole, read_bytes=getattr(source, "read_bytes", 4))
     sink = sink if sink is not None else ArraySink(H, W)
     info = RunInfo(plan=plan, bands_in=B_in, bands_used=B, reduce=red)
-    drive(det, LocalPasses(source, sink), plan, info, prog, red, B_in)
+    with limit_threads(threads):
+        drive(det, LocalPasses(source, sink), plan, info, prog, red, B_in)
     return sink, info
 
 
