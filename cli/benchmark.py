@@ -33,6 +33,12 @@ def benchmark(detectors, data_dir, out_dir, params, scenes, no_figures, quiet):
     if names == ["all"]:
         names = list_detectors()
     det_params = hb.parse_detector_params(params, names)
+    if not no_figures:
+        from hadcore.plots import have_matplotlib
+
+        if not have_matplotlib():  # the tables still come; say how to get the figures
+            click.echo("note: no figures: matplotlib is not installed (pip install 'hadcore[plots]')", err=True)
+            no_figures = True
     paths = hb.find_scenes(data_dir)
     if scenes:
         keep = {s.strip() for s in scenes.split(",") if s.strip()}

@@ -1,0 +1,236 @@
+"""``hadcore detect NAME INPUT...``: score layers (and detection polygons) of one or many scenes, in this
+process or on Dask, through :func:`hadcore.engine.run_scene`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+import hadcore
+from hadcore.errors import ParameterError
+
+from .options import (
+    ProgressBar,
+    build_detector,
+    connectivity_opt,
+    min_size_opt,
+    overwrite_opt,
+    param_opt,
+    parse_range,
+    quiet_opt,
+    say,
+    seed_opt,
+    threshold_opt,
+)
+
+__all__ = ["detect_cmd"]
+
+
+@click.command("detect")
+@click.argument("name")
+@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Score GeoTIFF (one input).")
+@click.option("--out-dir", type=click.Path(file_okay=False), help="Folder for outputs (any number of inputs).")
+@param_opt
+@click.option("--bands", default=None, metavar="SPEC", help="1-based bands to use, e.g. '1-50,60'.")
+@click.option("--wavelengths", default=None, metavar="LO:HI",
+              help="Use bands whose wavelength lies in LO..HI, in nm (both below 30: in micrometres).")
+@click.option("--bad-bands", default=None, metavar="SPEC",
+              help="Bands to drop besides those the product flags bad: 1-based SPEC; 'auto' also drops "
+                   "water-vapour windows and constant bands; 'none' keeps even flagged bands.")
+@click.option("--no-ortho", is_flag=True,
+              help="Keep a swath product's sensor geometry (EMIT) instead of writing on its map grid.")
+@click.option("--vector", default=None, metavar="OUT", help="Detections: .gpkg, .geojson or .shp (one input).")
+@click.option("--vector-format", type=click.Choice(["gpkg", "geojson", "shp"]), default=None,
+              help="With --out-dir: also write detections in this format.")
+@threshold_opt
+@connectivity_opt
+@min_size_opt
+@click.option("--normalize", is_flag=True, help="Scale scores to 0-1 in the GeoTIFF.")
+@click.option("--gt", "gt_path", default=None, type=click.Path(dir_okay=False),
+              help="Ground truth raster: print the metrics (default: the input's own, if any).")
+@click.option("--mem-limit", type=click.FloatRange(min=1), default=None, metavar="MB",
+              help="Memory budget in MB for the blocks and the detector's work (default: a quarter of the "
+                   "RAM, at most 2048).")
+@click.option("--reduce", "reduce_spec", default=None, metavar="pca:K",
+              help="Project every block on the first K principal components of the scene first.")
+@click.option("--cog", is_flag=True, help="Write the score layer as a Cloud-Optimised GeoTIFF with overviews.")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="Run on an existing Dask distributed cluster (tcp://HOST:PORT); needs hadcore[dask].")
+@click.option("--workers", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Start a local Dask cluster of N worker processes for this run; needs hadcore[dask].")
+@click.option("--threads", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Threads of an in-process run (default: every core); Dask workers run one per task.")
+@seed_opt
+@overwrite_opt
+@quiet_opt
+def detect_cmd(name, inputs, output, out_dir, params, bands, wavelengths, bad_bands, no_ortho, vector, vector_format,
+               threshold, connectivity, min_size, normalize, gt_path, mem_limit, reduce_spec, cog, scheduler,
+               workers, threads, seed, overwrite, quiet):
+    """Run detector NAME on INPUT raster(s); write the score GeoTIFF and, optionally, detection polygons.
+
+    Scenes are streamed block by block under --mem-limit: any size runs on one machine, or on a Dask
+    cluster with --scheduler / --workers.
+
+    Examples:
+
+      hadcore detect rx scene.tif -o rx.tif --vector rx.gpkg --threshold fpr:1e-3
+
+      hadcore detect lrx *.tif --out-dir out/ -p inner=3 -p outer=17 --vector-format gpkg
+
+      hadcore detect rx big.tif -o rx.tif --mem-limit 1024 --cog
+    """
+    from hadcore.engine import parse_reduce
+    from hadcore.io import check_output
+    from hadcore.threshold import parse_threshold
+
+    det = build_detector(name, params, seed)
+    red = parse_reduce(reduce_spec)
+    if parse_threshold(threshold).kind == "fpr" and det.null_distribution != "chi2":
+        raise ParameterError(f"threshold 'fpr' assumes chi-square RX scores; {det.name!r} scores are not")
+    if (output is None) == (out_dir is None):
+        raise click.UsageError("give exactly one of -o/--output (one input) or --out-dir")
+    if output is not None and len(inputs) != 1:
+        raise click.UsageError(f"-o takes one input, got {len(inputs)}; use --out-dir for several")
+    if vector and out_dir:
+        raise click.UsageError("--vector names one file; with --out-dir use --vector-format")
+    if gt_path and len(inputs) != 1:
+        raise click.UsageError("--gt goes with a single input")
+    if scheduler and workers:
+        raise click.UsageError("give at most one of --scheduler and --workers")
+    wl_range = parse_range(wavelengths)
+    jobs = []
+    for inp in inputs:
+        if out_dir:
+            Path(out_dir).mkdir(parents=True, exist_ok=True)
+            stem = Path(inp).stem
+            score_out = Path(out_dir) / f"{stem}_{det.name}.tif"
+            vec_out = Path(out_dir) / f"{stem}_{det.name}.{vector_format}" if vector_format else None
+        else:
+            score_out, vec_out = Path(output), Path(vector) if vector else None
+        if not Path(inp).exists():
+            raise hadcore.FileError(f"input not found: {inp}")
+        for out in (score_out, vec_out):
+            if out is not None:
+                _refuse_input_as_output(out, inputs)
+        check_output(score_out, overwrite)  # fail before computing anything
+        if vec_out is not None:
+            check_output(vec_out, overwrite)
+            from hadcore.vectorize import VECTOR_DRIVERS
+
+            if vec_out.suffix.lower() not in VECTOR_DRIVERS:
+                raise hadcore.FileError(f"unknown vector format {vec_out.suffix!r}; use .gpkg, .geojson or .shp")
+        jobs.append((inp, score_out, vec_out))
+
+    client, cluster = _dask_client(scheduler, workers)
+    try:
+        return [_detect_one(det, inp, score_out, vec_out, bands=bands, wl_range=wl_range, bad_bands=bad_bands,
+                            ortho=not no_ortho,
+                            threshold=threshold, connectivity=connectivity, min_size=min_size, normalize=normalize,
+                            gt_path=gt_path, mem_limit=mem_limit, red=red, cog=cog, client=client,
+                            threads=threads, overwrite=overwrite, quiet=quiet)
+                for inp, score_out, vec_out in jobs]
+    finally:
+        if client is not None:
+            client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _refuse_input_as_output(out: Path, inputs) -> None:
+    """An output that names one of the inputs (or its ground truth) is refused, --overwrite or not."""
+    import os
+
+    from hadcore.io import ground_truth_path
+
+    for inp in inputs:
+        p = Path(inp)
+        for cand in (p, ground_truth_path(p)):
+            if cand is None:
+                continue
+            same = out.resolve() == cand.resolve()
+            if not same and out.exists() and cand.exists():
+                same = os.path.samefile(out, cand)
+            if same:
+                raise hadcore.FileError(f"refusing to write {out} over the input {cand}; choose another output name")
+
+
+def _dask_client(scheduler, workers):
+    if not (scheduler or workers):
+        return None, None
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise hadcore.HadcoreError("--scheduler and --workers need Dask: pip install 'hadcore[dask]'") from None
+    if scheduler:
+        try:
+            return Client(scheduler, timeout="20s"), None
+        except (OSError, TimeoutError) as exc:
+            raise hadcore.HadcoreError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
+    cluster = LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True, dashboard_address=None)
+    return Client(cluster), cluster
+
+
+def _detect_one(det, inp, score_out, vec_out, *, bands, wl_range, bad_bands, ortho=True, threshold, connectivity,
+                min_size, normalize, gt_path, mem_limit, red, cog, client, threads=None, overwrite, quiet):
+    import numpy as np
+
+    from hadcore.engine import run_scene
+    from hadcore.io import ScoreWriter, read_ground_truth, read_scores
+    from hadcore.scene import open_scene
+
+    scene = open_scene(inp, bands=bands, wavelength_range=wl_range, bad_bands=bad_bands, ortho=ortho)
+    H, W, B = scene.shape
+    if B < det.min_bands:
+        raise hadcore.InputError(f"{det.name}: needs at least {det.min_bands} bands, got {B} in {Path(inp).name}")
+    for note in scene.notes:
+        say(quiet, f"{Path(inp).name}: {note}")
+    n_bands = red[1] if red else B
+    tags = {"source": Path(inp).name, **scene.band_tags()}
+    if red:
+        tags["reduce"] = f"{red[0]}:{red[1]}"
+    Ho, Wo = scene.output_shape
+    with ProgressBar(f"{det.name} {Path(inp).name}", quiet) as bar:
+        with ScoreWriter(score_out, Ho, Wo, crs=scene.crs, transform=scene.transform, input_nodata=scene.nodata,
+                         detector=det.name, params=det.get_params(), n_bands=n_bands, normalize=normalize,
+                         overwrite=overwrite, extra_tags=tags, cog=cog) as writer:
+            # a swath product is written on its map grid (run_scene re-grids it)
+            run_scene(det, scene.source, writer, output=scene.output, mem_limit_mb=mem_limit, progress=bar,
+                      reduce=red, client=client, threads=threads)
+    say(quiet, f"wrote {score_out}")
+    record = {"input": str(inp), "scores": str(score_out)}
+    scores = None
+    gt = None
+    if gt_path or scene.gt_path:
+        gt = read_ground_truth(gt_path or scene.gt_path)
+        if scene.output is not None and gt.shape == (H, W):  # swath ground truth onto the map grid
+            gt = np.nan_to_num(scene.output.remap(gt.astype(np.float32))).astype(np.uint8)
+        if gt.shape != (Ho, Wo):
+            raise hadcore.InputError(f"ground truth {gt_path or scene.gt_path} is {gt.shape[0]} x {gt.shape[1]} "
+                                     f"pixels, the score layer {Ho} x {Wo}")
+    elif scene.gt is not None:
+        gt = scene.gt
+    if vec_out is not None or gt is not None:
+        scores, _, _ = read_scores(score_out)  # one band: the input is B times larger
+    if vec_out is not None:
+        from hadcore.vectorize import detections_to_frame, write_detections
+
+        frame = detections_to_frame(scores, threshold, transform=scene.transform, crs=scene.crs,
+                                    connectivity=int(connectivity), min_size=min_size, n_bands=n_bands)
+        write_detections(frame, vec_out, overwrite=overwrite)
+        say(quiet, f"wrote {vec_out}: {len(frame)} detection(s)"
+            + ("" if len(frame) else f" - no pixel reached the threshold {threshold}"))
+        record.update(vector=str(vec_out), detections=len(frame))
+    if gt is not None:
+        from hadcore.metrics import evaluate, format_metrics
+
+        if normalize:
+            pass  # normalisation is monotone: the metrics are the same
+        m = evaluate(scores, gt)
+        click.echo(f"{Path(inp).name}: {det.name} AUC(PD,PF) = {m['auc_pd_pf']:.4f}   ({format_metrics(m)})")
+        record["metrics"] = m
+    return record
+
+
+# ------------------------------------------------------------------------------------------------ evaluate
