@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hadcore.benchmark import find_scenes, markdown_report, run_benchmark, write_csv, make_figures
+from hadcore.benchmark import find_scenes, markdown_report, run_benchmark, write_csv
+from hadcore.plots import make_figures
 from hadcore.registry import list_detectors
 
 REPO = Path(__file__).resolve().parents[1]

@@ -13,5 +13,5 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/python" -m pip install --disable-pip-version-check -q --upgrade pip
 "$VENV/bin/python" -m pip install --disable-pip-version-check -q "torch==2.13.0"
-"$VENV/bin/python" -m pip install --disable-pip-version-check -q -e "$REPO[torch,test,dask,xarray]"
+"$VENV/bin/python" -m pip install --disable-pip-version-check -q -e "$REPO[torch,test,dask,xarray,plots]"
 "$VENV/bin/python" -c "import hadcore, hadcore_cli, torch, rasterio; print('setup: hadcore', hadcore.__version__, '| numpy', __import__('numpy').__version__, '| torch', torch.__version__)"

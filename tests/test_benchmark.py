@@ -102,6 +102,31 @@ def test_bad_arguments(tmp_path, scene_dir):
         hb.load_scene(tmp_path / "nogt.npz")
 
 
+def test_without_matplotlib_the_tables_come_and_the_figures_are_named_as_an_extra(scene_dir, tmp_path, monkeypatch):
+    """matplotlib is the optional ``plots`` extra: blocked, the CLI writes the tables and says how to get figures,
+    and hadcore.plots.make_figures is a one-line error naming the extra."""
+    import sys
+
+    from click.testing import CliRunner
+
+    from hadcore.errors import HadcoreError
+    from hadcore.plots import make_figures
+    from hadcore_cli.main import main
+
+    res = hb.run_benchmark(["rx"], [scene_dir / "hydice-crop.npz"])
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    monkeypatch.setattr("hadcore.plots.have_matplotlib", lambda: False)
+    with pytest.raises(HadcoreError, match=r"pip install 'hadcore\[plots\]'"):
+        make_figures(res, tmp_path / "figs")
+    out = tmp_path / "out"
+    r = CliRunner().invoke(main, ["benchmark", "--detectors", "rx", "--data", str(scene_dir), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "hadcore[plots]" in r.output
+    assert (out / "benchmark.csv").exists() and (out / "benchmark.md").exists()
+    assert not list(out.rglob("*.png"))
+
+
 @pytest.mark.cli  # needs the CLI extras (click, rasterio)
 def test_cli(scene_dir, tmp_path):
     from click.testing import CliRunner
