@@ -1,4 +1,7 @@
-"""Band selection: 1-based index specs (``"1-50,60"``), wavelength ranges and bad-band lists."""
+"""The one band rule (:func:`choose_bands`): 1-based index specs (``"1-50,60"``), wavelength ranges in nm, a
+product's bad-band flags, ``auto`` (water-vapour windows, constant bands) and bad-band lists. Every way into a
+run chooses its bands here: :mod:`hadcore.io.bands` applies it to a raster's metadata, the product readers
+and the xarray path to theirs."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ import numpy as np
 
 from .errors import ParameterError
 
-__all__ = ["parse_band_spec", "select_by_wavelength", "select_bands", "choose_bands", "WATER_VAPOUR_NM"]
+__all__ = ["parse_band_spec", "select_by_wavelength", "choose_bands", "to_nanometres", "WATER_VAPOUR_NM"]
 
 _ITEM = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$")
 
@@ -51,31 +54,35 @@ def select_by_wavelength(wavelengths: Optional[Sequence[float]], lo: float, hi: 
     return idx
 
 
-def select_bands(
-    n_bands: int,
-    bands: Optional[str] = None,
-    wavelength_range: Optional[Sequence[float]] = None,
-    wavelengths: Optional[Sequence[float]] = None,
-    bad_bands: Optional[str] = None,
-) -> List[int]:
-    """Combine an index spec, a wavelength range and a bad-band spec into 0-based indices."""
-    idx = parse_band_spec(bands, n_bands) if bands else list(range(n_bands))
-    if wavelength_range is not None:
-        lo, hi = wavelength_range
-        keep = set(select_by_wavelength(wavelengths, lo, hi))
-        idx = [i for i in idx if i in keep]
-    if bad_bands:
-        drop = set(parse_band_spec(bad_bands, n_bands))
-        idx = [i for i in idx if i not in drop]
-    if not idx:
-        raise ParameterError("the band selection leaves no band")
-    return idx
-
-
 # ------------------------------------------------------------------------------ products: good and bad bands
 #: water-vapour absorption windows of reflective (VNIR/SWIR) sensors, nm: the 1.4 and 1.9 um bands and the
 #: low-signal end of the SWIR, where radiance is near zero and reflectance retrievals are noise
 WATER_VAPOUR_NM = ((1350.0, 1450.0), (1800.0, 1950.0), (2450.0, float("inf")))
+
+
+def to_nanometres(values, units: Optional[str]) -> Optional[np.ndarray]:
+    """Wavelengths in nm from values in ``units`` (nm, um / micrometers / microns, mm, m, wavenumber
+    cm-1 is not a wavelength and returns None); units None: guessed from the magnitude (< 30: um)."""
+    if values is None:
+        return None
+    v = np.asarray(values, dtype=np.float64)
+    if v.size == 0:
+        return None
+    u = (units or "").strip().lower().replace("µ", "u").replace("μ", "u")
+    if u in ("nm", "nanometer", "nanometers", "nanometre", "nanometres"):
+        return v
+    if u in ("um", "micrometer", "micrometers", "micrometre", "micrometres", "micron", "microns", "mum"):
+        return v * 1e3
+    if u in ("mm", "millimeter", "millimeters"):
+        return v * 1e6
+    if u in ("m", "meter", "meters", "metre", "metres"):
+        return v * 1e9
+    if u and ("cm-1" in u or "wavenumber" in u):
+        return None
+    pos = v[np.isfinite(v) & (v > 0)]
+    if pos.size and np.nanmax(pos) < 30:  # no VSWIR or TIR band centre is below 30 nm: these are um
+        return v * 1e3
+    return v
 
 
 def wavelength_range_nm(lo: float, hi: float):

@@ -184,3 +184,31 @@ def test_wavelengths_from_gdal_imagery_domain_first(tmp_path):
     assert open_scene(q).wavelengths is None
     with pytest.raises(ParameterError, match="no band wavelengths"):
         open_scene(q, wavelength_range=(1, 3))
+
+
+@pytest.mark.parametrize("bad_bands", [None, "none", "auto", "auto,2", "5-6"])
+def test_read_raster_chooses_the_bands_open_scene_chooses(tmp_path, bad_bands):
+    """One band rule: read_raster (training, the benchmark) and open_scene (detect, Python, QGIS) take the same
+    bands of a GeoTIFF with ``bbl`` flags, a constant band and bands in a water-vapour window, and of an .npz."""
+    from hadcore.scene import open_scene
+
+    cube = load_scene("abu-urban-1")[0][:24, :24, ::17].copy()  # 12 bands
+    B = cube.shape[2]
+    cube[:, :, 2] = 7.0  # constant ("auto" drops it)
+    wl = np.linspace(420.0, 2400.0, B)  # band 9 at 1860 nm: a water-vapour window
+    p = tmp_path / "flags.tif"
+    write_cube(p, cube, crs=CRS_, transform=T, wavelengths=wl, wavelength_units="nm",
+               bbl=[b != 3 for b in range(B)])
+    r, sc = read_raster(p, bad_bands=bad_bands), open_scene(p, bad_bands=bad_bands)
+    assert r.band_indices == sc.band_indices
+    np.testing.assert_array_equal(r.cube, sc.source.read(0, 24, 0, 24))
+    # bbl: 1 band; auto: + the 1860 nm band and the constant one; a list: + its bands
+    expected = {None: 1, "none": 0, "auto": 1 + 2, "auto,2": 1 + 2 + 1, "5-6": 1 + 2}[bad_bands]
+    assert B - len(r.band_indices) == expected
+    assert (3 in r.band_indices) == (bad_bands == "none")  # band 4 flagged bbl = 0
+
+    np.savez(tmp_path / "flags.npz", cube=cube, gt=np.zeros(cube.shape[:2], np.uint8))
+    r, sc = read_raster(tmp_path / "flags.npz", bad_bands=bad_bands), open_scene(tmp_path / "flags.npz",
+                                                                                  bad_bands=bad_bands)
+    assert r.band_indices == sc.band_indices
+    assert (2 in r.band_indices) == (bad_bands not in ("auto", "auto,2"))  # an array has no flags: constant only

@@ -10,12 +10,12 @@ under a temporary name in the target folder and renamed when complete, so a fail
 """
 
 
+from .bands import _parse_wavelengths, band_metadata, constant_bands, raster_bands
 from .gdal import GDAL_CACHE_MB, RasterSource, _gdal_env, _gdal_error_text
 from .read import (
     ARRAY_SUFFIXES,
     Raster,
     _open_dataset,
-    _parse_wavelengths,
     _read_array_file,
     ground_truth_path,
     read_ground_truth,
@@ -38,5 +38,5 @@ __all__ = [
     "Raster", "read_raster", "read_ground_truth", "read_scores", "write_scores", "write_cube", "atomic_output",
     "check_output", "ground_truth_path", "RasterSource", "ScoreWriter", "score_nodata", "remove_stale_temporaries",
     "TMP_TAG", "ARRAY_SUFFIXES", "GDAL_CACHE_MB", "_gdal_env", "_gdal_error_text", "_open_dataset",
-    "_parse_wavelengths", "_read_array_file", "_CStderr",
+    "_parse_wavelengths", "_read_array_file", "_CStderr", "band_metadata", "constant_bands", "raster_bands",
 ]

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,8 +10,10 @@ from typing import Any, List, Optional, Sequence
 
 import numpy as np
 
-from ..bands import select_bands
+from ..engine.source import ArraySource
 from ..errors import FileError, InputError
+from .bands import _parse_wavelengths, choose_for, constant_bands, raster_bands
+from .gdal import RasterSource
 
 __all__ = ["Raster", "read_raster", "ground_truth_path", "read_ground_truth", "read_scores", "ARRAY_SUFFIXES"]
 
@@ -26,7 +27,8 @@ class Raster:
     ``cube`` (H, W, B) float32; ``mask`` (H, W) bool (True = valid: not nodata in every band, finite in
     every band, not all zeros);
     ``crs``/``transform`` (rasterio objects, None/identity for arrays without georeference); ``nodata`` of the
-    source; ``wavelengths`` (B,) or None; ``gt`` (H, W) uint8 ground truth when the file carries one.
+    source; ``wavelengths`` (B,) or None, in the file's ``wavelength_units``; ``gt`` (H, W) uint8 ground truth
+    when the file carries one; ``notes``: why bands were dropped (the band rule's notes).
     """
 
     cube: np.ndarray
@@ -41,6 +43,7 @@ class Raster:
     gt: Optional[np.ndarray] = None
     path: Optional[str] = None
     n_source_bands: int = 0
+    notes: List[str] = field(default_factory=list)
 
     @property
     def shape(self):
@@ -57,8 +60,10 @@ def read_raster(
 ) -> Raster:
     """Read a hyperspectral raster into a :class:`Raster` (see the module docstring for formats).
 
-    ``bands``: 1-based spec (``"1-50,60"``); ``wavelength_range``: (lo, hi) in the raster's wavelength unit;
-    ``bad_bands``: 1-based spec of bands to drop.
+    Bands by the one band rule (:func:`hadcore.io.bands.raster_bands`, as ``hadcore detect`` and QGIS choose
+    them): ``bands`` a 1-based spec (``"1-50,60"``); ``wavelength_range`` (lo, hi) in nm (both below 30: um);
+    ``bad_bands`` None (drop the bands the file flags bad, ``bbl``), ``"none"``, ``"auto"`` (also water-vapour
+    windows and constant or empty bands) or a 1-based spec of more bands to drop.
     """
     p = Path(path)
     if not p.exists():
@@ -69,10 +74,11 @@ def read_raster(
     if suffix in ARRAY_SUFFIXES:
         cube, gt = _read_array_file(p)
         H, W, B = cube.shape
-        idx = select_bands(B, bands, wavelength_range, None, bad_bands)
+        idx, notes = choose_for(p, B, bands=bands, wavelength_range=wavelength_range, bad_bands=bad_bands,
+                                constant=lambda cand: constant_bands(ArraySource(cube[:, :, cand])))
         cube = np.ascontiguousarray(cube[:, :, idx], dtype=np.float32)
         r = Raster(cube=cube, mask=_valid_mask(cube, None), gt=gt if read_gt else None, path=str(p),
-                   band_indices=idx, band_names=[f"band {i + 1}" for i in idx], n_source_bands=B)
+                   band_indices=idx, band_names=[f"band {i + 1}" for i in idx], n_source_bands=B, notes=notes)
         return r
     return _read_gdal(p, bands, wavelength_range, bad_bands, read_gt)
 
@@ -126,40 +132,6 @@ def _valid_mask(cube: np.ndarray, nodata) -> np.ndarray:
     return valid
 
 
-def _parse_wavelengths(src, n: int):
-    """Band centre wavelengths from per-band tags, the ENVI domain, or numeric band descriptions."""
-    units = None
-    vals = []
-    for i in range(1, n + 1):
-        tags = {k.lower(): v for k, v in src.tags(i).items()}
-        if "wavelength" in tags:
-            try:
-                vals.append(float(tags["wavelength"]))
-            except ValueError:
-                vals = []
-                break
-            units = units or tags.get("wavelength_units")
-        else:
-            vals = []
-            break
-    if len(vals) == n:
-        return np.asarray(vals), units
-    envi = {k.lower(): v for k, v in src.tags(ns="ENVI").items()} if "ENVI" in (src.tag_namespaces() or []) else {}
-    if "wavelength" in envi:
-        nums = re.findall(r"[-+]?\d*\.?\d+(?:[eE][-+]?\d+)?", envi["wavelength"])
-        if len(nums) == n:
-            return np.asarray([float(x) for x in nums]), envi.get("wavelength_units")
-    desc = src.descriptions
-    try:
-        if desc and all(d for d in desc):
-            nums = [float(re.findall(r"[-+]?\d*\.?\d+", d)[-1]) for d in desc]
-            if len(nums) == n and np.all(np.diff(nums) > 0):
-                return np.asarray(nums), None
-    except (IndexError, ValueError):
-        pass
-    return None, None
-
-
 def _open_dataset(p: Path):
     """``rasterio.open`` with a one-line FileError for what GDAL cannot open, and no warning for rasters
     without a georeference."""
@@ -182,7 +154,13 @@ def _read_gdal(p: Path, bands, wavelength_range, bad_bands, read_gt) -> Raster:
         warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
         n = src.count
         wl, units = _parse_wavelengths(src, n)
-        idx = select_bands(n, bands, wavelength_range, wl, bad_bands)
+        bs = src.block_shapes[0] if src.block_shapes else None
+
+        def constant(cand):
+            return constant_bands(RasterSource(p, [i + 1 for i in cand], src.nodata, (src.height, src.width), bs))
+
+        idx, notes, _, _, _ = raster_bands(src, n, p, bands=bands, wavelength_range=wavelength_range,
+                                           bad_bands=bad_bands, constant=constant)
         data = src.read(indexes=[i + 1 for i in idx], out_dtype=np.float32)  # (B, H, W)
         cube = np.ascontiguousarray(np.moveaxis(data, 0, -1))
         del data
@@ -199,6 +177,7 @@ def _read_gdal(p: Path, bands, wavelength_range, bad_bands, read_gt) -> Raster:
             band_indices=idx,
             path=str(p),
             n_source_bands=n,
+            notes=notes,
         )
     if read_gt:
         gp = ground_truth_path(p)

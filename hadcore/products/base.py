@@ -22,6 +22,8 @@ from typing import Any, Callable, List, Optional, Sequence
 
 import numpy as np
 
+from ..bands import to_nanometres
+
 __all__ = ["Product", "OutputGrid", "Reader", "to_nanometres", "HDF5_SIGNATURE", "is_hdf5", "head", "require"]
 
 #: the first 8 bytes of an HDF5 file (netCDF-4 files are HDF5 files); HDF5 also allows a user block of
@@ -64,31 +66,6 @@ def head(path, n: int = 4096) -> bytes:
             return f.read(n)
     except OSError:
         return b""
-
-
-def to_nanometres(values, units: Optional[str]) -> Optional[np.ndarray]:
-    """Wavelengths in nm from values in ``units`` (nm, um / micrometers / microns, mm, m, wavenumber
-    cm-1 is not a wavelength and returns None); units None: guessed from the magnitude (< 30: um)."""
-    if values is None:
-        return None
-    v = np.asarray(values, dtype=np.float64)
-    if v.size == 0:
-        return None
-    u = (units or "").strip().lower().replace("µ", "u").replace("μ", "u")
-    if u in ("nm", "nanometer", "nanometers", "nanometre", "nanometres"):
-        return v
-    if u in ("um", "micrometer", "micrometers", "micrometre", "micrometres", "micron", "microns", "mum"):
-        return v * 1e3
-    if u in ("mm", "millimeter", "millimeters"):
-        return v * 1e6
-    if u in ("m", "meter", "meters", "metre", "metres"):
-        return v * 1e9
-    if u and ("cm-1" in u or "wavenumber" in u):
-        return None
-    pos = v[np.isfinite(v) & (v > 0)]
-    if pos.size and np.nanmax(pos) < 30:  # no VSWIR or TIR band centre is below 30 nm: these are um
-        return v * 1e3
-    return v
 
 
 @dataclass

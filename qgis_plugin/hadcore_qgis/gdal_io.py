@@ -265,7 +265,7 @@ class GdalSource:
 
 class GdalTags:
     """A GDAL dataset's metadata read the way rasterio's dataset answers it (``tags``, ``tag_namespaces``,
-    ``descriptions``), so that hadcore's one band rule (``hadcore.scene.raster_bands``) reads it unchanged."""
+    ``descriptions``), so that hadcore's one band rule (``hadcore.io.bands.raster_bands``) reads it unchanged."""
 
     def __init__(self, ds):
         self.ds = ds
