@@ -18,7 +18,7 @@ from typing import Any, Optional, Tuple
 import numpy as np
 
 from .base import Detector, valid_mask
-from .engine import ArraySink, ArraySource, Source, parse_reduce, run
+from .engine import ArraySink, ArraySource, Source, parse_reduce
 from .engine.lazy import detect_dask
 from .errors import InputError, ParameterError
 
@@ -72,9 +72,11 @@ def detect(name, source, *, mask=None, client=None, mem_limit_mb: Optional[float
     if _is_xarray(source):
         return _detect_xarray(det, source, mask, client, mem_limit_mb, reduce, progress, sel)
     if band_spec or wavelength_range or bad_bands:
-        from .bands import choose_bands
+        from .io.bands import array_bands
 
-        idx, _ = choose_bands(int(np.shape(source)[2]), **sel)
+        if np.ndim(source) != 3:
+            raise InputError(f"detect: expected a cube of shape (H, W, B), got an array of shape {np.shape(source)}")
+        idx, _ = array_bands(source, **sel)
         source = source[:, :, idx]
     if _is_dask(source):
         return detect_dask(det, source, mask, None, client, mem_limit_mb, reduce, progress)
@@ -126,14 +128,10 @@ class _MaskedSource(Source):
 
 
 def _run(det, src: Source, client, mem_limit_mb, reduce, progress) -> np.ndarray:
-    if client is not None:
-        from .engine import run_distributed
+    from .engine import run_scene
 
-        sink, _ = run_distributed(det, src, ArraySink(*src.shape[:2]), client=client, mem_limit_mb=mem_limit_mb,
-                                  progress=progress, reduce=reduce)
-    else:
-        sink, _ = run(det, src, ArraySink(*src.shape[:2]), mem_limit_mb=mem_limit_mb, progress=progress,
-                      reduce=reduce)
+    sink = ArraySink(*src.shape[:2])
+    run_scene(det, src, sink, mem_limit_mb=mem_limit_mb, progress=progress, reduce=reduce, client=client)
     return sink.array
 
 
@@ -199,7 +197,7 @@ def _xarray_nodata(arr) -> Optional[float]:
 
 def _xarray_band_metadata(arr, bdim):
     """(wavelengths nm or None, good bool or None) from the band axis' coordinates."""
-    from .products.base import to_nanometres
+    from .bands import to_nanometres
 
     wl = good = None
     for name in [bdim, "wavelength", "wavelengths", "wl", "center_wavelength"]:
@@ -226,15 +224,9 @@ def _detect_xarray(det, arr, mask, client, mem_limit_mb, reduce, progress, sel=N
     wl, good = _xarray_band_metadata(arr, bdim)
     sel = sel or {}
     if good is not None or any(sel.values()):
-        from .bands import choose_bands
+        from .io.bands import array_bands
 
-        def constant(idx):
-            sample = arr.isel({bdim: idx}).transpose(ydim, xdim, bdim)[:: max(1, arr.sizes[ydim] // 64)]
-            v = np.asarray(sample.values, dtype=np.float64).reshape(-1, len(idx))
-            with np.errstate(invalid="ignore"):
-                return ~(np.nanmax(v, axis=0) > np.nanmin(v, axis=0))
-
-        idx, _ = choose_bands(arr.sizes[bdim], wavelengths_nm=wl, good=good, constant=constant, **sel)
+        idx, _ = array_bands(arr.transpose(ydim, xdim, bdim).data, wavelengths_nm=wl, good=good, **sel)
         arr = arr.isel({bdim: idx})
     data = arr.transpose(ydim, xdim, bdim).data
     if mask is not None and _is_xarray(mask):

@@ -211,3 +211,13 @@ def test_the_rule_sees_lazy_imports(tmp_path):
     g = import_graph()
     assert "hadcore.detectors.kdad_nets" in g["hadcore.detectors.kdad"]  # imported inside a method
     assert "hadcore.base" not in g["hadcore.engine.plan"]  # annotations only
+
+
+def test_docs_architecture_lists_the_layers_in_order():
+    """docs/architecture.md draws the layers top (application) to bottom (foundation): the same names, in the
+    order of LAYERS (the page and the rule cannot drift apart)."""
+    text = (PKG.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
+    drawn = [line.split()[1] for line in text.splitlines() if line.startswith(" │ ") and len(line.split()) > 1
+             and line.split()[1] in {name for name, _ in LAYERS}]
+    assert drawn == [name for name, _ in reversed(LAYERS)]
+    assert "tests/test_architecture.py" in text

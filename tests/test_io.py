@@ -212,3 +212,9 @@ def test_read_raster_chooses_the_bands_open_scene_chooses(tmp_path, bad_bands):
                                                                                   bad_bands=bad_bands)
     assert r.band_indices == sc.band_indices
     assert (2 in r.band_indices) == (bad_bands not in ("auto", "auto,2"))  # an array has no flags: constant only
+    import hadcore
+
+    # Python on the array in memory chooses as the file readers do (an array carries no flags)
+    np.testing.assert_allclose(hadcore.detect("rx", cube, bad_bands=bad_bands),
+                               hadcore.detect("rx", str(tmp_path / "flags.npz"), bad_bands=bad_bands),
+                               rtol=1e-5, equal_nan=True)

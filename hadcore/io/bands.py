@@ -16,7 +16,7 @@ import numpy as np
 from ..bands import choose_bands, to_nanometres
 from ..errors import ParameterError
 
-__all__ = ["band_metadata", "constant_bands", "raster_bands", "choose_for"]
+__all__ = ["band_metadata", "constant_bands", "raster_bands", "array_bands", "choose_for"]
 
 
 def _parse_wavelengths(src, n: int):
@@ -122,11 +122,26 @@ def constant_bands(source, max_rows: int = 64) -> np.ndarray:
 
 
 def choose_for(path, n, **kw):
-    """:func:`hadcore.bands.choose_bands`, its one-line errors naming the file (batch runs over folders)."""
+    """:func:`hadcore.bands.choose_bands`, its one-line errors naming the file (batch runs over folders; no
+    name for ``path`` None)."""
     try:
         return choose_bands(n, **kw)
     except ParameterError as exc:
+        if path is None:
+            raise
         raise ParameterError(f"{Path(path).name}: {exc}") from None
+
+
+def array_bands(cube, *, wavelengths_nm=None, good=None, path=None, bands: Optional[str] = None,
+                wavelength_range: Optional[Sequence[float]] = None, bad_bands: Optional[str] = None):
+    """The one band rule for a cube in memory (numpy, a memmap, a dask array; (H, W, B)): (0-based bands,
+    notes). ``wavelengths_nm`` and ``good`` as a product gives them (an xarray band coordinate, ``bbl``);
+    ``auto`` finds constant bands with :func:`constant_bands`, as for a file."""
+    from ..engine.source import ArraySource
+
+    return choose_for(path, int(cube.shape[2]), wavelengths_nm=wavelengths_nm, good=good, bands=bands,
+                      wavelength_range=wavelength_range, bad_bands=bad_bands,
+                      constant=lambda cand: constant_bands(ArraySource(cube[:, :, list(cand)])))
 
 
 def raster_bands(src, n: int, path, *, bands: Optional[str] = None,

@@ -10,9 +10,8 @@ from typing import Any, List, Optional, Sequence
 
 import numpy as np
 
-from ..engine.source import ArraySource
 from ..errors import FileError, InputError
-from .bands import _parse_wavelengths, choose_for, constant_bands, raster_bands
+from .bands import _parse_wavelengths, array_bands, constant_bands, raster_bands
 from .gdal import RasterSource
 
 __all__ = ["Raster", "read_raster", "ground_truth_path", "read_ground_truth", "read_scores", "ARRAY_SUFFIXES"]
@@ -74,8 +73,7 @@ def read_raster(
     if suffix in ARRAY_SUFFIXES:
         cube, gt = _read_array_file(p)
         H, W, B = cube.shape
-        idx, notes = choose_for(p, B, bands=bands, wavelength_range=wavelength_range, bad_bands=bad_bands,
-                                constant=lambda cand: constant_bands(ArraySource(cube[:, :, cand])))
+        idx, notes = array_bands(cube, path=p, bands=bands, wavelength_range=wavelength_range, bad_bands=bad_bands)
         cube = np.ascontiguousarray(cube[:, :, idx], dtype=np.float32)
         r = Raster(cube=cube, mask=_valid_mask(cube, None), gt=gt if read_gt else None, path=str(p),
                    band_indices=idx, band_names=[f"band {i + 1}" for i in idx], n_source_bands=B, notes=notes)
