@@ -120,7 +120,8 @@ def test_without_matplotlib_the_tables_come_and_the_figures_are_named_as_an_extr
     with pytest.raises(HadcoreError, match=r"pip install 'hadcore\[plots\]'"):
         make_figures(res, tmp_path / "figs")
     out = tmp_path / "out"
-    r = CliRunner().invoke(main, ["benchmark", "--detectors", "rx", "--data", str(scene_dir), "--out", str(out)])
+    r = CliRunner().invoke(main, ["benchmark", "--detectors", "rx", "--data", str(scene_dir), "--out", str(out),
+                                  "-q"])
     assert r.exit_code == 0, r.output
     assert "hadcore[plots]" in r.output
     assert (out / "benchmark.csv").exists() and (out / "benchmark.md").exists()

@@ -111,7 +111,7 @@ def test_the_cli_lists_describes_and_runs_the_example(installed, tmp_path):
         scores = ds.read(1)
     np.testing.assert_allclose(scores, hadcore.get_detector("meandist", power=2).detect(cube), rtol=1e-5)
     r = CliRunner().invoke(main, ["detect", "meandist", str(src), "-o", str(tmp_path / "x.tif"), "-p", "power=9"])
-    assert r.exit_code == 2 and "parameter 'power'" in r.stderr and not (tmp_path / "x.tif").exists()
+    assert r.exit_code == 2 and "parameter 'power'" in r.output and not (tmp_path / "x.tif").exists()
 
 
 def test_the_qgis_provider_would_offer_the_example(installed, monkeypatch):
