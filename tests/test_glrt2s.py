@@ -87,3 +87,35 @@ def test_bad_input():
         GLRT2S(n_components=0)
     with pytest.raises(InputError):
         GLRT2S().detect(np.zeros((2, 2, 5)))
+
+
+def test_ring_sums_skip_nodata_inside_the_windows(small_crop):
+    """The ring statistics come from box sums (integral images): a nodata pixel inside a ring must leave it,
+    exactly as if the ring were gathered pixel by pixel without it."""
+    cube, _ = small_crop
+    cube = cube.astype(np.float64).copy()
+    holes = [(18, 22), (19, 22), (25, 17), (11, 30)]
+    for r, c in holes:
+        cube[r, c] = np.nan
+    det = GLRT2S(inner=3, outer=11, n_components=6)
+    s = det.detect(cube)
+    H, W, B = cube.shape
+    valid = np.isfinite(cube).all(axis=2)
+    P = cube[valid]
+    mu, cov = mean_cov(P)
+    V = np.linalg.eigh(cov)[1][:, ::-1][:, :6]
+    red = np.zeros((H, W, 6))
+    red[valid] = (P - mu) @ V
+    for r, c in [(20, 20), (24, 18), (12, 33), (0, 0)]:
+        Z, Y = [], []
+        for i in range(max(r - 5, 0), min(r + 6, H)):
+            for j in range(max(c - 5, 0), min(c + 6, W)):
+                if not valid[i, j]:
+                    continue
+                (Z if abs(i - r) <= 1 and abs(j - c) <= 1 else Y).append(red[i, j])
+        Z, Y = np.array(Z).T, np.array(Y).T
+        m = Y.mean(axis=1, keepdims=True)
+        S = (Y - m) @ (Y - m).T / Y.shape[1]
+        S += np.eye(6) * det.ridge * np.trace(S) / 6
+        ref = np.linalg.eigvalsh((Z - m).T @ np.linalg.solve(S, Z - m)).max()
+        assert s[r, c] == pytest.approx(ref, rel=1e-6), (r, c)

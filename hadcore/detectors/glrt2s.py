@@ -11,6 +11,23 @@ from .windows import DualWindowDetector, box_offsets, chunks, window_index
 __all__ = ["GLRT2S"]
 
 
+def _box_sum(a: np.ndarray, size: int) -> np.ndarray:
+    """Sums of ``a`` (H, W, C) over the ``size`` x ``size`` squares centred on each pixel, zero outside the
+    image (an integral image: two cumulative sums, four lookups)."""
+    r = size // 2
+    H, W = a.shape[:2]
+    p = np.zeros((H + 2 * r + 1, W + 2 * r + 1) + a.shape[2:])
+    p[r + 1:r + 1 + H, r + 1:r + 1 + W] = a
+    np.cumsum(p, axis=0, out=p)
+    np.cumsum(p, axis=1, out=p)
+    return p[size:size + H, size:size + W] - p[:H, size:size + W] - p[size:size + H, :W] + p[:H, :W]
+
+
+def _ring_sum(a: np.ndarray, inner: int, outer: int) -> np.ndarray:
+    """Sums over the dual-window ring (outer square minus inner square) of each pixel."""
+    return _box_sum(a, outer) - _box_sum(a, inner)
+
+
 class GLRT2S(DualWindowDetector):
     r"""2S-GLRT: the largest whitened energy of a rank-one anomaly in the inner window.
 
@@ -57,6 +74,12 @@ class GLRT2S(DualWindowDetector):
       Defaults inner 3 (K = 9 test pixels), outer 15, ``n_components`` 20, chosen on the nine shared
       scenes (3 / 11: 0.929, 5 / 15: lower; see bench/bench_classic.py).
 
+    Computation: the ring's sums of :math:`y` and :math:`y y^T` (upper triangle, ``q (q + 1) / 2`` channels) are
+    box sums of the projected pixels (integral images: outer square minus inner square, invalid pixels held at
+    zero, so they leave the ring exactly as a pixel-by-pixel gather would), and the ring covariance is
+    :math:`\hat S = \sum y y^T / L - m m^T`. Same scores as gathering every ring (to 5e-10 relative on the
+    shared scenes) in a third of the time: 5.1 s instead of 15.4 s on a 384 x 384 x 224 tile.
+
     Scaling: two passes, exact under tiling: the PCA basis comes from the whole-image statistics of the
     first pass, then blocks are scored with a halo of ``outer // 2`` pixels.
 
@@ -91,10 +114,12 @@ class GLRT2S(DualWindowDetector):
         return Context(halo=self.outer // 2, global_stats=True)
 
     def working_bytes(self, h, w, bands):
-        # window indices and flags of every pixel (outer^2 x 9 bytes), the valid pixels and their
-        # projection, and the batched solves (bounded by the chunking, ~100 MB)
+        # the ring sums of y y^T (q (q + 1) / 2 per pixel) and of y, the projection, the box sums of 16 products
+        # at a time (padded copies), the inner-window indices, the valid pixels, and the batched solves
+        # (bounded by the chunking, ~100 MB)
         q = min(self.n_components, bands)
-        return h * w * (self.outer ** 2 * 9 + bands * 8 + 2 * q * 8) + 100 * 2**20
+        return h * w * (q * (q + 1) // 2 * 8 + 4 * q * 8 + 16 * 8 * 4 + self.inner ** 2 * 9 + bands * 8) \
+            + 100 * 2**20
 
     def _fit(self, data, progress):
         B = data.shape[2]
@@ -108,38 +133,51 @@ class GLRT2S(DualWindowDetector):
         pixels = cube[mask]
         mu, V = self.mean_, self.components_
         q = V.shape[1]
-        red = np.zeros((H * W, q))
-        red[mask.ravel()] = (pixels - mu) @ V if self.centre else pixels @ V
+        red = np.zeros((H, W, q))
+        red[mask] = (pixels - mu) @ V if self.centre else pixels @ V
+        # ring sums by box sums (integral images): the ring is the outer square minus the inner one, and
+        # invalid pixels hold zeros, so sum(ring) = box_outer - box_inner, exactly the gathered sums
+        valid = mask.ravel()
+        iu, ju = np.triu_indices(q)
+        P = np.empty((int(valid.sum()), iu.size))  # ring sums of y y^T (upper triangle), valid pixels
+        step = 16
+        for c0 in range(0, iu.size, step):
+            sl = slice(c0, min(c0 + step, iu.size))
+            prod = red[:, :, iu[sl]] * red[:, :, ju[sl]]
+            P[:, sl] = _ring_sum(prod, self.inner, self.outer).reshape(H * W, -1)[valid]
+            progress.update(0.5 * sl.stop / iu.size)
+        msum = _ring_sum(red, self.inner, self.outer).reshape(H * W, q)[valid]
+        cnt = _ring_sum(mask[:, :, None].astype(np.float64), self.inner, self.outer).reshape(H * W)[valid]
+        cnt = np.rint(cnt)
         centres = np.flatnonzero(mask)
-        dy, dx = box_offsets(self.outer)
-        hi = self.inner // 2
-        is_test = (np.abs(dy) <= hi) & (np.abs(dx) <= hi)
-        idx, ok = window_index(mask, (dy, dx), centres)
-        tcols = np.flatnonzero(is_test)
-        rcols = np.flatnonzero(~is_test)
-        K, L = tcols.size, rcols.size
+        tdy, tdx = box_offsets(self.inner)
+        tidx, tok = window_index(mask, (tdy, tdx), centres)
+        red = red.reshape(H * W, q)
+        K = tdy.size
         scores = np.zeros(H * W)
         n = centres.size
-        block = max(1, int(2_000_000 // ((K + L) * q)))
+        block = max(1, int(2_000_000 // ((K + q) * q)))
         diag = np.arange(q)
+        tri = np.empty((q, q), dtype=np.int64)  # (a, b) -> column of P holding the sum of y_a y_b
+        tri[iu, ju] = np.arange(iu.size)
+        tri[ju, iu] = tri[iu, ju]
+        tri = tri.ravel()
         for sl in chunks(n, block):
-            okr = ok[sl][:, rcols]
-            okt = ok[sl][:, tcols]
-            cnt = okr.sum(axis=1)
-            Y = red[idx[sl][:, rcols]] * okr[:, :, None]  # (n, L, q)
-            Z = red[idx[sl][:, tcols]]  # (n, K, q)
+            c = np.maximum(cnt[sl], 1.0)
+            S = np.take(P[sl], tri, axis=1).reshape(-1, q, q)
+            S /= c[:, None, None]
+            Z = red[tidx[sl]]  # (n, K, q)
             if self.centre:
-                m = Y.sum(axis=1) / np.maximum(cnt, 1)[:, None]
-                Y = (Y - m[:, None, :]) * okr[:, :, None]
+                m = msum[sl] / c[:, None]
+                S -= m[:, :, None] * m[:, None, :]
                 Z = Z - m[:, None, :]
-            Z = Z * okt[:, :, None]
-            S = np.matmul(Y.transpose(0, 2, 1), Y) / np.maximum(cnt, 1)[:, None, None]  # (n, q, q)
+            Z = Z * tok[sl][:, :, None]
             delta = self.ridge * np.trace(S, axis1=1, axis2=2) / q
             S[:, diag, diag] += np.where(delta > 0, delta, 1.0)[:, None]
             SiZ = np.linalg.solve(S, Z.transpose(0, 2, 1))  # (n, q, K)
             Mt = np.matmul(Z, SiZ)
             Mt = 0.5 * (Mt + Mt.transpose(0, 2, 1))
             t = np.linalg.eigvalsh(Mt)[:, -1]
-            scores[centres[sl]] = np.where(cnt >= 2, t, 0.0)
-            progress.update(sl.stop / n)
+            scores[centres[sl]] = np.where(cnt[sl] >= 2, t, 0.0)
+            progress.update(0.5 + 0.5 * sl.stop / n)
         return scores.reshape(H, W)
