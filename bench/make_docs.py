@@ -53,7 +53,7 @@ def seeds_section(runs: Path, dets) -> str:
     return ("\n## Seeds\n\nThe tables below are seed 0. For each detector whose result depends on its seed: the "
             "nine-scene mean AUC(PD,PF) with seeds 0, 1 and 2, their mean ± standard deviation (divisor n), and "
             "the worst scene against global RX of the per-scene mean over the three seeds; from the runs in "
-            "[robustness-runs.jsonl](robustness-runs.jsonl), per scene in [robustness.md](robustness.md).\n\n"
+            "[robustness-runs.jsonl](robustness-runs.jsonl), per scene in [robustness-seeds.md](robustness-seeds.md).\n\n"
             "| detector | seed 0 | seed 1 | seed 2 | mean ± std | worst vs RX (seed mean) |\n"
             "|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n")
 

@@ -37,10 +37,10 @@ def list_cmd(as_json):
 
 
 @click.command("info")
-@click.argument("name")
+@click.argument("name", required=False, default="auto")
 @json_opt
 def info_cmd(name, as_json):
-    """Describe detector NAME: summary, reference, parameters."""
+    """Describe detector NAME (default: auto, the recommended one): summary, why, reference, parameters."""
     cls = hadcore.get_detector_class(name)
     d = cls.describe()
     if as_json:
@@ -48,6 +48,8 @@ def info_cmd(name, as_json):
         return
     click.echo(f"{d['name']} - {d['title']} ({d['family']}{', trains' if d['trains'] else ''})")
     click.echo(d["summary"])
+    if d.get("rationale"):
+        click.echo(f"Why: {d['rationale']}")
     click.echo(f"Reference: {d['reference']}")
     click.echo(f"Scales by: {d['scaling']}")
     click.echo("Parameters (-p NAME=VALUE):")

@@ -28,8 +28,7 @@ __all__ = ["detect_cmd"]
 
 
 @click.command("detect")
-@click.argument("name")
-@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
+@click.argument("args", nargs=-1, required=True, metavar="[NAME] INPUT...")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Score GeoTIFF (one input).")
 @click.option("--out-dir", type=click.Path(file_okay=False), help="Folder for outputs (any number of inputs).")
 @param_opt
@@ -65,15 +64,18 @@ __all__ = ["detect_cmd"]
 @seed_opt
 @overwrite_opt
 @quiet_opt
-def detect_cmd(name, inputs, output, out_dir, params, bands, wavelengths, bad_bands, no_ortho, vector, vector_format,
+def detect_cmd(args, output, out_dir, params, bands, wavelengths, bad_bands, no_ortho, vector, vector_format,
                threshold, connectivity, min_size, normalize, gt_path, mem_limit, reduce_spec, cog, scheduler,
                workers, threads, seed, overwrite, quiet):
-    """Run detector NAME on INPUT raster(s); write the score GeoTIFF and, optionally, detection polygons.
+    """Run detector NAME (default: auto, the recommended one) on INPUT raster(s); write the score GeoTIFF and,
+    optionally, detection polygons.
 
     Scenes are streamed block by block under --mem-limit: any size runs on one machine, or on a Dask
     cluster with --scheduler / --workers.
 
     Examples:
+
+      hadcore detect scene.tif -o scores.tif --vector detections.gpkg
 
       hadcore detect rx scene.tif -o rx.tif --vector rx.gpkg --threshold fpr:1e-3
 
@@ -85,6 +87,7 @@ def detect_cmd(name, inputs, output, out_dir, params, bands, wavelengths, bad_ba
     from hadcore.io import check_output
     from hadcore.threshold import parse_threshold
 
+    name, inputs = split_name(args)
     det = build_detector(name, params, seed)
     red = parse_reduce(reduce_spec)
     if parse_threshold(threshold).kind == "fpr" and det.null_distribution != "chi2":
@@ -136,6 +139,22 @@ def detect_cmd(name, inputs, output, out_dir, params, bands, wavelengths, bad_ba
             client.close()
         if cluster is not None:
             cluster.close()
+
+
+def split_name(args):
+    """``(NAME, INPUTS)`` from ``detect``'s arguments: the first is a detector name when the registry knows it;
+    otherwise every argument is an input and the detector is ``auto``. A first argument that is neither a
+    detector nor an existing file, followed by more, is reported as an unknown detector."""
+    from hadcore.registry import list_detectors
+
+    first = args[0]
+    if first.strip().lower() in list_detectors():
+        if len(args) < 2:
+            raise click.UsageError(f"give an INPUT raster after the detector name {first!r}")
+        return first, args[1:]
+    if len(args) > 1 and not Path(first).exists():
+        hadcore.get_detector_class(first)  # raises the one-line "unknown detector ...; available: ..."
+    return "auto", args
 
 
 def _refuse_input_as_output(out: Path, inputs) -> None:
@@ -196,8 +215,9 @@ def _detect_one(det, inp, score_out, vec_out, *, bands, wl_range, bad_bands, ort
                          detector=det.name, params=det.get_params(), n_bands=n_bands, normalize=normalize,
                          overwrite=overwrite, extra_tags=tags, cog=cog) as writer:
             # a swath product is written on its map grid (run_scene re-grids it)
-            run_scene(det, scene.source, writer, output=scene.output, mem_limit_mb=mem_limit, progress=bar,
-                      reduce=red, client=client, threads=threads)
+            info = run_scene(det, scene.source, writer, output=scene.output, mem_limit_mb=mem_limit,
+                             progress=bar, reduce=red, client=client, threads=threads)
+            writer.extra_tags.update(info.detector_tags)
     say(quiet, f"wrote {score_out}")
     record = {"input": str(inp), "scores": str(score_out)}
     scores = None

@@ -3,7 +3,8 @@
 A detector is a class that declares, once and as data:
 
 - ``name`` (registry key, lower case), ``title``, ``summary`` (one line), ``reference`` (citation),
-  ``family`` (``"statistical"``, ``"representation"`` or ``"deep"``), ``trains`` (fits a model);
+  ``family`` (``"statistical"``, ``"representation"`` or ``"deep"``; ``"recommended"`` for ``auto`` only),
+  ``trains`` (fits a model), and optionally ``rationale`` (why to use it, shown by ``hadcore info``);
 - ``params``: a tuple of :class:`~hadcore.params.Param`, from which the CLI and the QGIS provider are
   generated;
 - :meth:`Detector.context`: what surrounding data it needs, so a tiled engine can run it on windows.
@@ -39,7 +40,7 @@ from .progress import Progress, as_progress
 
 __all__ = ["Detector", "Context", "FitData", "FAMILIES", "prepare_cube", "prepare_block", "check_cube", "valid_mask"]
 
-FAMILIES = ("statistical", "representation", "deep")
+FAMILIES = ("recommended", "statistical", "representation", "deep")
 
 
 class Detector:
@@ -49,6 +50,8 @@ class Detector:
     title: ClassVar[str] = ""
     summary: ClassVar[str] = ""
     reference: ClassVar[str] = ""
+    #: why and when to use it, one paragraph (``hadcore info`` prints it); optional
+    rationale: ClassVar[str] = ""
     family: ClassVar[str] = "statistical"
     trains: ClassVar[bool] = False
     params: ClassVar[Tuple[Param, ...]] = ()
@@ -98,6 +101,7 @@ class Detector:
             "family": cls.family,
             "trains": cls.trains,
             "reference": cls.reference,
+            "rationale": cls.rationale,
             "min_bands": cls.min_bands,
             "params": [p.as_dict() for p in cls.params],
             "context": dict(cls._default_context().__dict__, scaling=cls._default_context().scaling),
@@ -171,6 +175,12 @@ class Detector:
     def _refine_finish(self, merged: Any) -> None:
         """Update the fitted state from the merged refine result."""
         raise NotImplementedError
+
+    def run_report(self, clear: bool = False) -> Dict[str, str]:
+        """What the last run decided on the data, as score-layer tags (the ensemble: the members its guard
+        used); ``clear`` forgets it. :func:`hadcore.engine.run_scene` clears it before a run and returns it in
+        :attr:`RunInfo.detector_tags`. Default: nothing."""
+        return {}
 
     def working_bytes(self, h: int, w: int, bands: int) -> int:
         """Estimated peak bytes the detector allocates to score an ``h`` x ``w`` block of ``bands`` bands,

@@ -19,6 +19,7 @@ ENTRY_POINT_GROUP = "hadcore.detectors"
 
 #: built-in detectors: registry name -> "module:Class" (one detector per module)
 _BUILTIN: Dict[str, str] = {
+    "auto": "hadcore.detectors.auto:Auto",
     "rx": "hadcore.detectors.rx:RX",
     "crd": "hadcore.detectors.crd:CRD",
     "lrasr": "hadcore.detectors.lrasr:LRASR",

@@ -29,12 +29,17 @@ def run_scene(det: Detector, source: Source, sink: Sink, *, output=None, mem_lim
     every task has one thread, the worker's own.
     """
     target = ArraySink(*source.shape[:2]) if output is not None else sink
+    report = getattr(det, "run_report", None)
+    if report is not None:
+        report(clear=True)
     if client is not None:
         _, info = run_distributed(det, source, target, client=client, mem_limit_mb=mem_limit_mb, progress=progress,
                                   reduce=reduce)
     else:
         _, info = run(det, source, target, mem_limit_mb=mem_limit_mb, progress=progress, reduce=reduce,
                       threads=threads)
+    if report is not None:
+        info.detector_tags = dict(report())
     if output is not None:
         for r0 in range(0, output.height, 256):
             sink.write(r0, 0, output.remap(target.array, r0, min(r0 + 256, output.height)))

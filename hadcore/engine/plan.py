@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, List, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -305,5 +305,7 @@ class RunInfo:
     bands_in: int = 0
     bands_used: int = 0
     reduce: Optional[Tuple[str, int]] = None
+    #: what the detector decided on the data (:meth:`hadcore.base.Detector.run_report`), for the layer's tags
+    detector_tags: Dict[str, str] = field(default_factory=dict)
 
 

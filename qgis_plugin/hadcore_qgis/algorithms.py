@@ -295,6 +295,9 @@ class DetectorAlgorithm(_Base):
             # the CLI's and hadcore.detect's entry; a swath product (EMIT) is re-grided onto its map grid there
             run_info = run_scene(detector, source, out, output=scene.output if scene is not None else None,
                                  mem_limit_mb=mem_limit or None, progress=self._progress(feedback, 0.0, 90.0))
+            out.metadata.update(run_info.detector_tags)
+            for key, value in run_info.detector_tags.items():
+                feedback.pushInfo(f"{self._name}: {key} = {value}")
             if scale:
                 out.rescale()
             out.close()

@@ -14,6 +14,8 @@ import re
 from .rst_html import inline_to_html, rst_to_html
 
 FAMILY_GROUPS = {
+    # "A..." sorts first in the Processing toolbox: the default every user should try first
+    "recommended": "Anomaly detection (recommended default)",
     "statistical": "Statistical detectors",
     "representation": "Representation-based detectors",
     "deep": "Deep-learning detectors",
@@ -22,7 +24,8 @@ FAMILY_GROUPS = {
 #: base of every documentation link (the repository's files on GitHub)
 DOCS_BASE_URL = "https://github.com/hadcore/hadcore/blob/main/"
 #: detectors with a documentation page of their own in ``docs/`` (tests check this against ``docs/``)
-DETECTOR_PAGES = {"gthad": "docs/gthad.md", "kdad": "docs/kdad.md", "stad": "docs/stad.md"}
+DETECTOR_PAGES = {"gthad": "docs/gthad.md", "kdad": "docs/kdad.md", "stad": "docs/stad.md",
+                  "auto": "docs/auto.md"}
 #: every other detector links to the detector table of the README
 DETECTOR_TABLE = "README.md#detectors"
 
@@ -105,6 +108,9 @@ def reference_html(reference: str) -> str:
 def detector_help(cls, qgis_name) -> str:
     """HTML help: summary, docstring as prose, parameters (QGIS names), common parameters, reference, docs."""
     parts = [f"<p><b>{inline_to_html(cls.summary or '')}</b></p>"]
+    why = getattr(cls, "rationale", "")  # absent in hadcore releases before the default was named
+    if why:
+        parts.append(f"<p><i>Why</i>: {inline_to_html(why)}</p>")
     doc = rst_to_html(cls.__doc__ or "")
     if doc:
         parts.append(doc)
