@@ -66,10 +66,11 @@ def record(out: Path, table: str, row: dict) -> None:
 
 
 def timed(cmd, timeout=None):
-    """Run ``cmd`` under /usr/bin/time: dict(wall_s, peak_rss_mb, rc, status, stderr tail, load avg)."""
+    """Run ``cmd`` under /usr/bin/time: dict(wall_s, cpu_s (user + system), peak_rss_mb, rc, status, stderr
+    tail, load avg)."""
     with tempfile.NamedTemporaryFile("r", suffix=".time", delete=False) as tf:
         tpath = tf.name
-    full = ["/usr/bin/time", "-f", "%e %M", "-o", tpath] + [str(c) for c in cmd]
+    full = ["/usr/bin/time", "-f", "%U %S %e %M", "-o", tpath] + [str(c) for c in cmd]
     la0 = load()
     t0 = time.perf_counter()
     p = subprocess.Popen(full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
@@ -81,10 +82,11 @@ def timed(cmd, timeout=None):
         so, se = p.communicate()
         status = "timeout"
     el = time.perf_counter() - t0
-    wall, peak = el, float("nan")
+    wall, peak, cpu = el, float("nan"), float("nan")
     try:
         parts = open(tpath).read().split()
-        if len(parts) >= 2 and status == "ok":
+        if len(parts) >= 4 and status == "ok":
+            cpu = float(parts[-4]) + float(parts[-3])
             wall, peak = float(parts[-2]), int(parts[-1]) / 1024.0
     except (OSError, ValueError):
         pass
@@ -92,7 +94,7 @@ def timed(cmd, timeout=None):
     if status == "ok" and p.returncode != 0:
         status = f"failed rc={p.returncode}"
     tail = " ".join((se or "").strip().splitlines()[-3:])[-300:]
-    return {"wall_s": round(wall, 2), "peak_rss_mb": round(peak, 1), "status": status, "stderr": tail,
+    return {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "peak_rss_mb": round(peak, 1), "status": status, "stderr": tail,
             "load_before": la0, "load_after": load(), "stdout": so}
 
 
@@ -414,7 +416,7 @@ def cmd_enmap(a):
             dets = [d for d in dets if d not in FAST]
     else:
         dets = [d.strip() for d in a.detectors.split(",") if d.strip()]
-    goals = {"rx": 10, "stad": 60, "kdad": 300}
+    goals = {"rx": 10, "stad": 60, "kdad": 300, "auto": 120}
     for spec in dets:
         name, _, red = spec.partition("@")
         o = BENCH / f"enmap_{name}{'_' + red.replace(':', '') if red else ''}.tif"
@@ -430,7 +432,7 @@ def cmd_enmap(a):
                 auc = f"error: {exc}"[:80]
         goal_s = goals.get(name, 1800)
         budget = a.mem_limit + base
-        row = {"scene": path.name, "detector": spec, "wall_s": r["wall_s"],
+        row = {"scene": path.name, "detector": spec, "wall_s": r["wall_s"], "cpu_s": r["cpu_s"],
                "peak_rss_mb": r["peak_rss_mb"], "budget_mb": f"{a.mem_limit}+{base:.0f}",
                "time_goal_s": goal_s, "time_ok": r["status"] == "ok" and r["wall_s"] <= goal_s,
                "rss_ok": r["status"] == "ok" and r["peak_rss_mb"] <= budget, "auc": auc, "status": r["status"],
