@@ -104,3 +104,22 @@ def test_compat_names_resolve_in_this_qgis(plugin):
     for kind, qtype in (("int", QVariant.Type.Int), ("double", QVariant.Type.Double)):  # qt6: ok (the test's oracle)
         f = compat.field("x", kind)
         assert isinstance(f, QgsField) and f.name() == "x" and int(f.type()) == int(qtype), (kind, f.type())
+
+
+def test_the_default_is_listed_first(plugin):
+    """auto, the recommended default, is the first algorithm of hadcore in the Processing toolbox's own model (as
+    the toolbox dock shows it: groups sorted by name), alone in its group; its help says why it is the default."""
+    from qgis.core import QgsApplication
+    from qgis.gui import QgsProcessingToolboxProxyModel
+    from qgis.PyQt.QtCore import QModelIndex
+
+    model = QgsProcessingToolboxProxyModel(None, QgsApplication.processingRegistry())
+    top = [model.index(r, 0, QModelIndex()) for r in range(model.rowCount(QModelIndex()))]
+    ours = [i for i in top if "hadcore" in str(model.data(i))]
+    assert len(ours) == 1
+    groups = [model.index(r, 0, ours[0]) for r in range(model.rowCount(ours[0]))]
+    assert model.data(groups[0]) == "Anomaly detection (recommended default)"
+    first = [model.data(model.index(r, 0, groups[0])) for r in range(model.rowCount(groups[0]))]
+    assert first == [plugin.algorithm("auto").displayName()]
+    help_text = plugin.algorithm("auto").shortHelpString()
+    assert "Why" in help_text and "leave-one-scene-out" in help_text
