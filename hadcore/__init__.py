@@ -8,6 +8,7 @@ numpy, scipy, scikit-learn and, lazily, torch. File I/O lives in ``hadcore.io`` 
 >>> det = hadcore.get_detector("rx")
 >>> scores = det.detect(cube)          # (H, W) float32, higher = more anomalous
 >>> scores = hadcore.detect("rx", "scene.tif")   # a file, numpy, xarray or dask array (hadcore.api)
+>>> scores = hadcore.detect("scene.tif")         # the default detector, auto
 """
 
 from ._version import __version__  # noqa: E402
@@ -19,11 +20,14 @@ from .progress import Progress  # noqa: E402
 from .registry import get_detector, get_detector_class, list_detectors  # noqa: E402
 
 
-def detect(name, source, *, mask=None, client=None, mem_limit_mb=None, reduce=None, progress=None, **params):
+def detect(name, source=None, *, mask=None, client=None, mem_limit_mb=None, reduce=None, progress=None, **params):
     """Run detector ``name`` on a path, a numpy array (H, W, B), an xarray DataArray or a dask array; see
-    :func:`hadcore.api.detect` (imported on first use, so ``import hadcore`` stays light)."""
+    :func:`hadcore.api.detect` (imported on first use, so ``import hadcore`` stays light). ``detect(source)``
+    runs the default detector, ``auto``."""
     from .api import detect as _detect
 
+    if source is None:
+        name, source = "auto", name
     return _detect(name, source, mask=mask, client=client, mem_limit_mb=mem_limit_mb, reduce=reduce,
                    progress=progress, **params)
 

@@ -32,9 +32,14 @@ _ENCODING_ATTRS = ("scale_factor", "add_offset", "_FillValue", "missing_value", 
                    "scales", "offsets", "_Unsigned", "valid_range", "valid_min", "valid_max")
 
 
-def detect(name, source, *, mask=None, client=None, mem_limit_mb: Optional[float] = None, reduce=None,
+#: ``detect(source)`` with no detector: the default
+_NO_SOURCE = object()
+
+
+def detect(name, source=_NO_SOURCE, *, mask=None, client=None, mem_limit_mb: Optional[float] = None, reduce=None,
            progress=None, wavelength_range=None, bad_bands=None, band_spec=None, **params):
-    """Run detector ``name`` (a registry name, or a configured :class:`~hadcore.base.Detector`) on ``source``.
+    """Run detector ``name`` (a registry name, or a configured :class:`~hadcore.base.Detector`) on ``source``;
+    ``detect(source)`` runs the default, ``auto`` (:class:`hadcore.detectors.auto.Auto`).
 
     ``source`` is one of:
 
@@ -65,6 +70,8 @@ def detect(name, source, *, mask=None, client=None, mem_limit_mb: Optional[float
     :class:`~hadcore.progress.Progress` or a callback ``f(fraction, message)`` (for a dask array it covers the
     fit only). ``params``: the detector's parameters. Scores: higher = more anomalous, NaN where invalid.
     """
+    if source is _NO_SOURCE:
+        name, source = "auto", name
     det = _detector(name, params)
     sel = dict(bands=band_spec, wavelength_range=wavelength_range, bad_bands=bad_bands)
     if isinstance(source, (str, os.PathLike)):

@@ -139,3 +139,10 @@ def test_info_without_a_name_describes_the_default():
     assert r.output.startswith("auto - ") and "Why: " in r.output and "leave-one-scene-out" in r.output
     r = CliRunner().invoke(main, ["detect", "nosuchdetector", str(SAMPLE_DIR / "abu-airport-1.tif"), "-o", "x.tif"])
     assert r.exit_code == 2 and "unknown detector 'nosuchdetector'" in r.output
+
+
+def test_python_detect_without_a_name_runs_auto():
+    cube, gt = load_scene("pavia-100")
+    s = hadcore.detect(cube)
+    np.testing.assert_array_equal(s, hadcore.detect("auto", cube))
+    assert roc_auc(s, gt) > roc_auc(hadcore.detect("rx", cube), gt)
