@@ -7,6 +7,11 @@
 _chroot_bind() {  # SRC DST [ro]
     local src="$1" dst="$2"
     mkdir -p "$dst"
+    # a bind left by an earlier run that was killed may show a directory since deleted and made again (a
+    # re-cloned checkout): same path, another inode. Replace it, or the chroot sees the old, empty tree.
+    if mountpoint -q "$dst" && [ "$(stat -c %d:%i "$src")" != "$(stat -c %d:%i "$dst")" ]; then
+        umount -l "$dst" || true
+    fi
     if ! mountpoint -q "$dst"; then
         mount --bind "$src" "$dst"
         if [ "${3:-}" = ro ]; then mount -o remount,bind,ro "$dst"; fi
