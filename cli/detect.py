@@ -117,6 +117,9 @@ def detect_cmd(args, output, out_dir, params, bands, wavelengths, bad_bands, no_
         for out in (score_out, vec_out):
             if out is not None:
                 _refuse_input_as_output(out, inputs)
+        if any(Path(j[1]).resolve() == Path(score_out).resolve() for j in jobs):
+            raise hadcore.FileError(f"two inputs would write the same output {score_out}; give each input once "
+                                    "(inputs with the same name from different folders need separate --out-dir)")
         check_output(score_out, overwrite)  # fail before computing anything
         if vec_out is not None:
             check_output(vec_out, overwrite)

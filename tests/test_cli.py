@@ -179,3 +179,10 @@ def test_installed_console_script(tmp_path, crop_tif):
     assert p.returncode == 2 and p.stderr.count("\n") == 1 and "Traceback" not in p.stderr
     p = subprocess.run([exe, "--version"], capture_output=True, text=True)
     assert hadcore.__version__ in p.stdout
+
+
+def test_two_inputs_that_would_write_one_output_are_refused_before_any_work(tmp_path):
+    src = str(SAMPLE_DIR / "abu-airport-1.tif")
+    r = CliRunner().invoke(main, ["detect", "rx", src, src, "--out-dir", str(tmp_path / "o"), "-q"])
+    assert r.exit_code == 2 and "two inputs would write the same output" in r.output
+    assert not list((tmp_path / "o").glob("*.tif"))
