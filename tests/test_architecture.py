@@ -29,7 +29,8 @@ PKG = Path(__file__).resolve().parents[1] / "hadcore"
 LAYERS: List[tuple] = [
     ("foundation", ["hadcore._version", "hadcore.errors", "hadcore.threads", "hadcore.params", "hadcore.progress", "hadcore.linalg",
                     "hadcore.stats", "hadcore.metrics", "hadcore.threshold", "hadcore.components",
-                    "hadcore.synthetic", "hadcore.bands", "hadcore.resample", "hadcore.cube", "hadcore.context"]),
+                    "hadcore.synthetic", "hadcore.bands", "hadcore.resample", "hadcore.targets", "hadcore.cube",
+                    "hadcore.context"]),
     ("engine", ["hadcore.engine", "hadcore.engine.*"]),
     ("contract", ["hadcore.base", "hadcore.registry"]),
     ("detectors", ["hadcore.detectors", "hadcore.detectors.*"]),
