@@ -64,7 +64,8 @@ def cmd_run(a):
         torch.set_num_threads(a.threads)
     except ImportError:
         pass
-    names = [n for n in hadcore.list_detectors()] if a.detectors == "all" else a.detectors.split(",")
+    names = ([n for n in hadcore.list_detectors() if hadcore.get_detector_class(n).family != "target"]
+             if a.detectors == "all" else a.detectors.split(","))
     shard, nshard = (int(x) for x in a.shard.split("/"))
     seeds = [int(s) for s in a.seeds.split(",")]
     for variant in a.variants.split(","):
@@ -157,8 +158,8 @@ def cmd_report(a):
     rows = [json.loads(x) for x in RUNS.read_text().splitlines() if x.strip()] + composite_rows()
     auc = {(r["detector"], r["variant"], r["scene"]): r["auc"] for r in rows if r["auc"] is not None}
     errors = [r for r in rows if r.get("error")]
-    order = ["auto"] + [d for d in hadcore.list_detectors() if d not in ("auto", "ensemble")] \
-        + ["ensemble (before issue 25)"]
+    order = ["auto"] + [d for d in hadcore.list_detectors() if d not in ("auto", "ensemble")
+                        and hadcore.get_detector_class(d).family != "target"] + ["ensemble (before issue 25)"]
     rx = {(v, s): auc.get(("rx", v, s)) for v in VARIANTS for s in SCENES}
 
     def stats(d, v):

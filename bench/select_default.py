@@ -99,7 +99,8 @@ def main(argv=None):
     import hadcore
 
     pool = a.pool.split(",")
-    singles = ([d for d in hadcore.list_detectors() if d not in ("auto", "ensemble")] if a.singles == "all"
+    singles = ([d for d in hadcore.list_detectors() if d not in ("auto", "ensemble")
+                and hadcore.get_detector_class(d).family != "target"] if a.singles == "all"
                else a.singles.split(","))
     over = [d for d in singles if MOSAIC_SECONDS.get(d, 0.0) > a.budget]
     singles = [d for d in singles if d not in over]

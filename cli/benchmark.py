@@ -13,7 +13,7 @@ from .options import quiet_opt
 
 @click.command("benchmark")
 @click.option("--detectors", "-d", "detectors", required=True,
-              help="Comma-separated registry names, e.g. rx,lrx,aed ('all' = every registered detector).")
+              help="Comma-separated registry names, e.g. rx,lrx,aed ('all' = every anomaly detector; target detectors by name).")
 @click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False),
               help="Folder of scenes: .npz/.mat with ground truth, or GeoTIFF with a sibling <stem>_gt.tif.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
@@ -30,8 +30,10 @@ def benchmark(detectors, data_dir, out_dir, params, scenes, no_figures, quiet):
     from hadcore.registry import list_detectors
 
     names = [d.strip().lower() for d in detectors.split(",") if d.strip()]
-    if names == ["all"]:
-        names = list_detectors()
+    if names == ["all"]:  # the anomaly detectors: a target detector needs its target (name it with -p)
+        import hadcore
+
+        names = [d for d in list_detectors() if hadcore.get_detector_class(d).family != "target"]
     det_params = hb.parse_detector_params(params, names)
     if not no_figures:
         from hadcore.plots import have_matplotlib

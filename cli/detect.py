@@ -208,6 +208,14 @@ def _detect_one(det, inp, score_out, vec_out, *, bands, wl_range, bad_bands, ort
         raise hadcore.InputError(f"{det.name}: needs at least {det.min_bands} bands, got {B} in {Path(inp).name}")
     for note in scene.notes:
         say(quiet, f"{Path(inp).name}: {note}")
+    if getattr(det, "spectrum_params", ()):
+        from hadcore.library import prepare_spectra
+
+        if red:
+            raise hadcore.ParameterError(f"{det.name}: --reduce does not apply to target detectors (the target "
+                                         "is a spectrum on the scene's bands)")
+        for note in prepare_spectra(det, scene.wavelengths, scene.fwhm, B):
+            say(quiet, f"{Path(inp).name}: {note}")
     n_bands = red[1] if red else B
     tags = {"source": Path(inp).name, **scene.band_tags()}
     if red:

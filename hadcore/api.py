@@ -72,6 +72,9 @@ def detect(name, source=_NO_SOURCE, *, mask=None, client=None, mem_limit_mb: Opt
     """
     if source is _NO_SOURCE:
         name, source = "auto", name
+    for key, value in list(params.items()):  # a target spectrum given as an array: its values
+        if isinstance(value, (np.ndarray, list, tuple)):
+            params[key] = ",".join(repr(float(v)) for v in np.asarray(value, dtype=np.float64).ravel())
     det = _detector(name, params)
     sel = dict(bands=band_spec, wavelength_range=wavelength_range, bad_bands=bad_bands)
     if isinstance(source, (str, os.PathLike)):
@@ -147,6 +150,10 @@ def _detect_path(det, path, mask, client, mem_limit_mb, reduce, progress, sel) -
     from .scene import open_scene
 
     scene = open_scene(path, **sel)
+    if getattr(det, "spectrum_params", ()):  # a target detector: its library spec on this scene's bands
+        from .library import prepare_spectra
+
+        prepare_spectra(det, scene.wavelengths, scene.fwhm, scene.shape[2])
     src = scene.source if mask is None else _MaskedSource(scene.source, mask)
     sink = ArraySink(*scene.output_shape)  # a swath product: scores on its map grid, as the CLI writes them
     try:

@@ -40,7 +40,7 @@ from .progress import Progress, as_progress
 
 __all__ = ["Detector", "Context", "FitData", "FAMILIES", "prepare_cube", "prepare_block", "check_cube", "valid_mask"]
 
-FAMILIES = ("recommended", "statistical", "representation", "deep")
+FAMILIES = ("recommended", "statistical", "representation", "deep", "target")
 
 
 class Detector:

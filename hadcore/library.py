@@ -258,3 +258,66 @@ def write_library(lib: SpectralLibrary, path, overwrite: bool = False) -> Path:
     os.replace(tmp_sli, sli)
     os.replace(tmp_hdr, hdr)
     return sli
+
+
+# ------------------------------------------------------------------------------------------- target specs
+def split_spec(spec: str) -> Tuple[Path, Optional[str]]:
+    """``LIBRARY[:NAME]`` -> (path, name or None). The name follows the last ``:`` when what precedes it is an
+    existing file (so ``C:\\lib.sli`` and names holding ``:`` both work)."""
+    s = str(spec).strip()
+    if Path(s).exists():
+        return Path(s), None
+    head, sep, name = s.rpartition(":")
+    if sep and head and Path(head).exists():
+        return Path(head), name.strip() or None
+    raise FileError(f"spectral library not found: {head if sep and head else s}")
+
+
+def resolve_spectrum(spec, wavelengths_nm=None, fwhm_nm=None, n_bands: Optional[int] = None,
+                     what: str = "target") -> Tuple[np.ndarray, List[str]]:
+    """A target spec on a scene's selected bands: ``(values (n_bands,), notes)``.
+
+    ``spec``: ``LIBRARY.sli:NAME``, ``LIBRARY.csv:NAME`` (a library of one spectrum needs no name), or the values
+    themselves (numbers, one per band). A library is resampled by wavelength (Gaussian responses where the
+    scene's FWHM is known); a scene band the library does not cover is an error naming them, never extrapolated.
+    """
+    from .detectors.target_base import parse_numbers
+
+    values = parse_numbers(spec)
+    if values is not None:
+        if n_bands is not None and values.size != n_bands:
+            raise ParameterError(f"the {what} has {values.size} values, the scene {n_bands} selected bands")
+        return values, []
+    path, name = split_spec(spec)
+    lib = read_library(path)
+    if name is None:
+        if len(lib) != 1:
+            raise ParameterError(f"{path.name} holds {len(lib)} spectra: name one ({path.name}:NAME), e.g. "
+                                 + ", ".join(lib.names[:5]))
+        name = lib.names[0]
+    i = lib.index(name)
+    if wavelengths_nm is None:
+        raise ParameterError(f"the scene carries no band wavelengths, so the {what} {spec!r} cannot be matched "
+                             "to its bands: give its values, one per band")
+    wl = np.asarray(wavelengths_nm, dtype=float)
+    vals, covered = SpectralLibrary(names=[lib.names[i]], spectra=lib.spectra[i:i + 1], wavelengths=lib.wavelengths,
+                                    source=lib.source).resample(wl, fwhm_nm)
+    if not covered.all():
+        raise ParameterError(f"{lib.coverage_note(wl, covered)}; choose the covered bands (--wavelengths LO:HI) or "
+                             "another library")
+    return vals[0], [f"{what}: {lib.names[i]!r} from {lib.source}, resampled to {wl.size} bands "
+                     f"({'Gaussian responses' if fwhm_nm is not None else 'linear interpolation'})"]
+
+
+def prepare_spectra(det, wavelengths_nm=None, fwhm_nm=None, n_bands: Optional[int] = None) -> List[str]:
+    """Resolve every spectrum parameter of ``det`` (a target detector) against a scene's bands and hand the
+    values to it; returns notes for the user. Other detectors: nothing to do."""
+    notes: List[str] = []
+    for param in getattr(det, "spectrum_params", ()):
+        spec = getattr(det, param)
+        if not str(spec).strip():
+            continue  # the detector reports a missing target itself
+        values, more = resolve_spectrum(spec, wavelengths_nm, fwhm_nm, n_bands, what=param)
+        det.set_spectrum(param, values)
+        notes += more
+    return notes

@@ -36,6 +36,11 @@ _BUILTIN: Dict[str, str] = {
     "pcatlrsr": "hadcore.detectors.pcatlrsr:PCATLRSR",
     "pdbsnet": "hadcore.detectors.pdbsnet:PDBSNet",
     "ensemble": "hadcore.detectors.ensemble:Ensemble",
+    # target detectors (issue 26): a known spectrum, not an anomaly
+    "ace": "hadcore.detectors.ace:ACE",
+    "mf": "hadcore.detectors.mf:MF",
+    "cemf": "hadcore.detectors.cemf:CEMF",
+    "sam": "hadcore.detectors.sam:SAM",
 }
 
 

@@ -79,3 +79,30 @@ def test_qgis_chooses_the_bands_and_scores_of_the_cli(plugin, files, tmp_path, c
     ds = None
     scores = read_raster(out)[0]
     np.testing.assert_allclose(scores, expected, rtol=1e-5, atol=1e-6 * np.nanmax(np.abs(expected)))
+
+
+def test_a_library_target_is_resampled_to_the_layers_bands_as_in_python(plugin, files, tmp_path):
+    """Target detectors from the dialog: TARGET = LIBRARY.sli:NAME, resampled to the layer's own wavelengths
+    (its flagged band dropped), the same scores as hadcore.detect on the file; a name not in the library stops
+    the algorithm with the close names."""
+    import processing
+    from qgis.core import QgsProcessingException, QgsProcessingFeedback
+
+    import hadcore
+    from hadcore.library import SpectralLibrary, write_library
+
+    wl = np.arange(400.0, 2451.0, 5.0)
+    lib = SpectralLibrary(names=["red paint", "grey"], wavelengths=wl,
+                          spectra=np.stack([800 + 400 * np.exp(-0.5 * ((wl - 650) / 60) ** 2), np.full(wl.size, 900.0)]))
+    write_library(lib, tmp_path / "lib.sli")
+    spec = f"{tmp_path / 'lib.sli'}:red paint"
+    out = tmp_path / "ace.tif"
+    processing.run("hadcore:ace", {"INPUT": str(files["bbl"]), "TARGET": spec, "OUTPUT": str(out)},
+                   feedback=QgsProcessingFeedback())
+    ours = read_raster(out)[0]
+    ref = hadcore.detect("ace", str(files["bbl"]), target=spec)
+    np.testing.assert_allclose(ours, ref, rtol=1e-4, atol=1e-6)
+    with pytest.raises(QgsProcessingException, match="close names: red paint"):
+        processing.run("hadcore:ace", {"INPUT": str(files["bbl"]), "TARGET": f"{tmp_path / 'lib.sli'}:red pain",
+                                       "OUTPUT": str(tmp_path / "bad.tif")}, feedback=QgsProcessingFeedback())
+    assert not (tmp_path / "bad.tif").exists()

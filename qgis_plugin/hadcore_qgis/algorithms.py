@@ -258,11 +258,18 @@ class DetectorAlgorithm(_Base):
             layer, ds = self._raster(parameters, "INPUT", context)
             info = gdal_io.raster_info(ds)
             # the same rule as the CLI and hadcore.detect: the file's bbl flags, auto, none, lists
-            bands, notes = gdal_io.choose_bands(ds, layer.source(), spec or None, bad)
+            bands, notes, layer_wl, layer_fw = gdal_io.choose_bands_with_wavelengths(
+                ds, layer.source(), spec or None, bad)
             for note in notes:
                 feedback.pushInfo(f"{layer.name()}: {note}")
             crs = layer.crs()
         detector = self._cls(**self._detector_values(parameters, context))
+        if getattr(detector, "spectrum_params", ()):  # a target detector: its library spec on these bands
+            from hadcore.library import prepare_spectra
+
+            wl, fw = (scene.wavelengths, scene.fwhm) if scene is not None else (layer_wl, layer_fw)
+            for note in prepare_spectra(detector, wl, fw, len(bands)):
+                feedback.pushInfo(note)
         threshold = (self.parameterAsString(parameters, "THRESHOLD", context) or "").strip() or DEFAULT_THRESHOLD
         scale = self.parameterAsBool(parameters, "SCALE", context)
         sink, sink_id = self.parameterAsSink(parameters, "DETECTIONS", context, detection_fields(),

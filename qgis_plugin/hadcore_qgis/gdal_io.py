@@ -311,14 +311,21 @@ def _band_valid_window(band, r0, r1, c0, c1) -> Optional[np.ndarray]:
 def choose_bands(ds, path: str, bands: Optional[str] = None, bad_bands: Optional[str] = None):
     """(0-based bands, notes) of a GDAL raster layer by hadcore's one rule (as the CLI and ``hadcore.detect``
     choose them): the file's ``bbl`` flags dropped by default, ``auto``/``none``/a list in ``bad_bands``."""
+    idx, notes, _, _ = choose_bands_with_wavelengths(ds, path, bands, bad_bands)
+    return idx, notes
+
+
+def choose_bands_with_wavelengths(ds, path: str, bands: Optional[str] = None, bad_bands: Optional[str] = None):
+    """:func:`choose_bands`, and the wavelengths and FWHM (nm) of the chosen bands (None where the file has
+    none): what a target detector's library spectrum is resampled to."""
     from hadcore.scene import constant_bands, raster_bands
 
     def constant(cand):
         return constant_bands(_NanMasked(GdalSource(ds, cand)))
 
-    idx, notes, _, _, _ = raster_bands(GdalTags(ds), ds.RasterCount, path, bands=bands or None,
-                                       bad_bands=bad_bands or None, constant=constant)
-    return idx, notes
+    idx, notes, wl, fw, _ = raster_bands(GdalTags(ds), ds.RasterCount, path, bands=bands or None,
+                                         bad_bands=bad_bands or None, constant=constant)
+    return idx, notes, None if wl is None else wl[idx], None if fw is None else fw[idx]
 
 
 class FloatRasterSink:

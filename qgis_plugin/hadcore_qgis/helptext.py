@@ -19,6 +19,7 @@ FAMILY_GROUPS = {
     "statistical": "Statistical detectors",
     "representation": "Representation-based detectors",
     "deep": "Deep-learning detectors",
+    "target": "Target detectors (a known spectrum)",
 }
 
 #: base of every documentation link (the repository's files on GitHub)

@@ -1,0 +1,73 @@
+"""What the target detectors share: a target spectrum given as a parameter, resolved on the scene's bands."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Dict, Optional, Tuple
+
+import numpy as np
+
+from ..base import Detector
+from ..errors import InputError, ParameterError
+from ..params import Param
+
+__all__ = ["TargetDetector", "target_param", "parse_numbers"]
+
+
+def target_param(help_extra: str = "") -> Param:
+    return Param("target", "str", "", "The target spectrum: LIBRARY.sli:NAME or LIBRARY.csv:NAME (resampled to "
+                 "the scene's bands by wavelength), or its values, one per selected band, comma-separated."
+                 + help_extra)
+
+
+def parse_numbers(spec) -> Optional[np.ndarray]:
+    """The values of a spec made only of numbers (comma or space separated), else None."""
+    if isinstance(spec, (list, tuple, np.ndarray)):
+        return np.asarray(spec, dtype=np.float64).ravel()
+    parts = [p for p in str(spec).replace(",", " ").split() if p]
+    if not parts:
+        return None
+    try:
+        return np.asarray([float(p) for p in parts], dtype=np.float64)
+    except ValueError:
+        return None
+
+
+class TargetDetector(Detector):
+    """A detector that looks for a known spectrum (issue 26): its ``target`` parameter is a spec; the CLI, the
+    QGIS algorithms and :func:`hadcore.detect` resolve a library spec against the scene's wavelengths
+    (:func:`hadcore.library.resolve_spectrum`) and hand the values over with :meth:`set_spectrum` before the
+    run; a spec made of numbers needs no resolving. Scores: higher = more target-like."""
+
+    family = "target"
+    #: the parameters that name a spectrum (resolved by the application against the scene's bands)
+    spectrum_params: ClassVar[Tuple[str, ...]] = ("target",)
+
+    def set_spectrum(self, param: str, values) -> None:
+        """The resolved values of spectrum parameter ``param`` on the scene's selected bands."""
+        if param not in self.spectrum_params:
+            raise ParameterError(f"{self.name}: {param!r} is not a spectrum parameter")
+        self.__dict__.setdefault("_spectra", {})[param] = np.asarray(values, dtype=np.float64).ravel()
+
+    def spectrum(self, param: str, n_bands: int) -> np.ndarray:
+        """The spectrum of ``param`` on ``n_bands`` bands, or a one-line error."""
+        spectra: Dict[str, np.ndarray] = self.__dict__.get("_spectra", {})
+        spec = getattr(self, param)
+        values = spectra.get(param)
+        if values is None:
+            if not str(spec).strip():
+                raise ParameterError(f"{self.name}: no {param} spectrum given; use -p {param}=LIBRARY.sli:NAME "
+                                     "(or its values, one per band)")
+            values = parse_numbers(spec)
+            if values is None:
+                raise ParameterError(f"{self.name}: {param} {spec!r} names a library: it is resolved against a "
+                                     "scene's wavelengths (hadcore detect, the QGIS algorithm, hadcore.detect on a "
+                                     "file); for an array give the values, one per band")
+        if values.size != n_bands:
+            raise InputError(f"{self.name}: the {param} spectrum has {values.size} values, the scene {n_bands} "
+                             "bands")
+        if not np.all(np.isfinite(values)):
+            raise InputError(f"{self.name}: the {param} spectrum holds a non-finite value")
+        return values
+
+    def state_bytes(self, bands: int) -> int:
+        return 3 * bands * bands * 8
