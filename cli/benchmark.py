@@ -13,7 +13,8 @@ from .options import quiet_opt
 
 @click.command("benchmark")
 @click.option("--detectors", "-d", "detectors", required=True,
-              help="Comma-separated registry names, e.g. rx,lrx,aed ('all' = every anomaly detector; target detectors by name).")
+              help="Comma-separated registry names, e.g. rx,lrx,aed ('all' = every anomaly detector; target "
+                   "detectors by name).")
 @click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False),
               help="Folder of scenes: .npz/.mat with ground truth, or GeoTIFF with a sibling <stem>_gt.tif.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),

@@ -127,7 +127,8 @@ def _envi_pair(p: Path) -> Tuple[Path, Path]:
         for cand in (p.with_suffix(".sli"), p.with_suffix(""), p.with_suffix(".SLI")):
             if cand.exists() and cand != hdr:
                 return cand, hdr
-        raise FileError(f"{p}: no spectral library data file beside the header (looked for {p.with_suffix('.sli').name})")
+        raise FileError(f"{p}: no spectral library data file beside the header "
+                        f"(looked for {p.with_suffix('.sli').name})")
     for cand in (p.with_suffix(".hdr"), Path(str(p) + ".hdr")):
         if cand.exists():
             return p, cand

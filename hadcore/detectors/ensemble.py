@@ -193,8 +193,8 @@ class Ensemble(Detector):
 
     def run_report(self, clear: bool = False):
         """Which members the guard used, as score-layer tags: ``members_used`` (every tile's members, ``-name``
-        for one used with its sign reversed; per set with its tile count when tiles differ). Empty before a run and on Dask (the workers' copies
-        keep their own record)."""
+        for one used with its sign reversed; per set with its tile count when tiles differ). Empty before a run
+        and on Dask (the workers' copies keep their own record)."""
         usage = self.__dict__.get("_usage") or {}
         if clear:
             self._usage = {}
