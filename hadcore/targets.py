@@ -75,19 +75,26 @@ def _target_direction(w: Whitener, target) -> np.ndarray:
     return s
 
 
+def _filter(w: Whitener, s: np.ndarray) -> np.ndarray:
+    """The vector ``f`` with ``f^T (x - mu) = s^T z``: ``L^{-T} s`` (one solve; no pixel is whitened)."""
+    from scipy.linalg import solve_triangular
+
+    return solve_triangular(w.L, s, lower=True, trans="T", check_finite=False)
+
+
 def matched_filter(X, target, mean, cov, ridge: float = 1e-6) -> np.ndarray:
     """Matched-filter scores of the rows of ``X`` (N, B): 1 at the target, 0 at the background mean."""
     w = Whitener(mean, cov, ridge)
     s = _target_direction(w, target)
-    return w(X) @ s / float(s @ s)
+    return (np.asarray(X, dtype=np.float64) - w.mean) @ (_filter(w, s) / float(s @ s))
 
 
 def mf_zscore(X, target, mean, cov, ridge: float = 1e-6) -> np.ndarray:
-    """The matched filter in units of its background standard deviation (standard normal under a Gaussian
-    background): :math:`s^T z / \\sqrt{s^T s}`."""
+    r"""The matched filter in units of its background standard deviation (standard normal under a Gaussian
+    background): :math:`s^T z / \sqrt{s^T s}`."""
     w = Whitener(mean, cov, ridge)
     s = _target_direction(w, target)
-    return w(X) @ s / np.sqrt(float(s @ s))
+    return (np.asarray(X, dtype=np.float64) - w.mean) @ (_filter(w, s) / np.sqrt(float(s @ s)))
 
 
 def ace(X, target, mean, cov, ridge: float = 1e-6, signed: bool = False) -> np.ndarray:
@@ -119,7 +126,7 @@ def cem(X, target, R, ridge: float = 1e-6) -> np.ndarray:
     ss = float(s @ s)
     if ss <= 0:
         raise ParameterError("the target is a zero vector")
-    return w(X) @ s / ss
+    return np.asarray(X, dtype=np.float64) @ (_filter(w, s) / ss)
 
 
 def spectral_angle(X, target) -> np.ndarray:
