@@ -90,7 +90,7 @@ def test_bad_targets_are_one_line_and_leave_no_output(implanted, spec, message):
     d, *_ = implanted
     out = d / "bad.tif"
     r = CliRunner().invoke(main, ["detect", "ace", str(d / "scene.tif"), "-p",
-                                  "target=" + spec.format(lib=d / "lib.sli", d=d), "-o", str(out)])
+                                  "target=" + spec.format(lib=d / "lib.sli", d=d), "-o", str(out), "-q"])
     assert r.exit_code == 2 and message in r.output, r.output
     assert len(r.output.strip().splitlines()) == 1 and not out.exists()
 
@@ -100,7 +100,7 @@ def test_a_library_that_does_not_cover_the_bands_and_a_target_at_the_background_
     vnir = SpectralLibrary(names=["leaf"], spectra=[np.linspace(0.1, 0.5, 601)], wavelengths=np.arange(400.0, 1001.0))
     write_library(vnir, d / "vnir.csv")
     r = CliRunner().invoke(main, ["detect", "mf", str(d / "scene.tif"), "-p", f"target={d / 'vnir.csv'}",
-                                  "-o", str(d / "v.tif")])
+                                  "-o", str(d / "v.tif"), "-q"])
     assert r.exit_code == 2 and "does not cover" in r.output and "--wavelengths" in r.output, r.output
     # the same library on the bands it covers
     r = CliRunner().invoke(main, ["detect", "mf", str(d / "scene.tif"), "-p", f"target={d / 'vnir.csv'}",
@@ -108,5 +108,5 @@ def test_a_library_that_does_not_cover_the_bands_and_a_target_at_the_background_
     assert r.exit_code == 0, r.output
     mean = ",".join(repr(float(v)) for v in X.reshape(-1, X.shape[2]).astype(np.float64).mean(0))
     r = CliRunner().invoke(main, ["detect", "ace", str(d / "scene.tif"), "-p", f"target={mean}",
-                                  "-o", str(d / "m.tif")])
+                                  "-o", str(d / "m.tif"), "-q"])
     assert r.exit_code == 2 and "equals the background mean" in r.output and not (d / "m.tif").exists()
