@@ -127,8 +127,6 @@ def main(argv=None):
         members, combine = cand
         for v in variants:
             for s in SCENES:
-                def one(name):
-                    return {n: maps[n, v, s] for n in members}[name]
                 if combine is None:
                     sc = maps[members[0], v, s]
                 else:

@@ -26,9 +26,8 @@ def detect(name, source=None, *, mask=None, client=None, mem_limit_mb=None, redu
     runs the default detector, ``auto``."""
     from .api import detect as _detect
 
-    if source is None:
-        name, source = "auto", name
-    return _detect(name, source, mask=mask, client=client, mem_limit_mb=mem_limit_mb, reduce=reduce,
+    args = (name,) if source is None else (name, source)  # one argument: api.detect runs the default
+    return _detect(*args, mask=mask, client=client, mem_limit_mb=mem_limit_mb, reduce=reduce,
                    progress=progress, **params)
 
 

@@ -34,7 +34,8 @@ import numpy as np
 
 from .errors import InputError, ParameterError
 
-__all__ = ["Whitener", "matched_filter", "mf_zscore", "ace", "cem", "spectral_angle", "sid"]
+__all__ = ["Whitener", "matched_filter", "mf_zscore", "mf_scores", "ace", "ace_scores", "cem", "cem_scores",
+           "spectral_angle", "sid"]
 
 
 class Whitener:
@@ -82,24 +83,27 @@ def _filter(w: Whitener, s: np.ndarray) -> np.ndarray:
     return solve_triangular(w.L, s, lower=True, trans="T", check_finite=False)
 
 
+def mf_scores(w: Whitener, X, target, zscore: bool = False) -> np.ndarray:
+    """Matched-filter scores of the rows of ``X`` against a prepared background ``w``: 1 at the target (or, with
+    ``zscore``, in background standard deviations). The detectors fit ``w`` once and call this per block."""
+    s = _target_direction(w, target)
+    ss = float(s @ s)
+    return (np.asarray(X, dtype=np.float64) - w.mean) @ (_filter(w, s) / (np.sqrt(ss) if zscore else ss))
+
+
 def matched_filter(X, target, mean, cov, ridge: float = 1e-6) -> np.ndarray:
     """Matched-filter scores of the rows of ``X`` (N, B): 1 at the target, 0 at the background mean."""
-    w = Whitener(mean, cov, ridge)
-    s = _target_direction(w, target)
-    return (np.asarray(X, dtype=np.float64) - w.mean) @ (_filter(w, s) / float(s @ s))
+    return mf_scores(Whitener(mean, cov, ridge), X, target)
 
 
 def mf_zscore(X, target, mean, cov, ridge: float = 1e-6) -> np.ndarray:
     r"""The matched filter in units of its background standard deviation (standard normal under a Gaussian
     background): :math:`s^T z / \sqrt{s^T s}`."""
-    w = Whitener(mean, cov, ridge)
-    s = _target_direction(w, target)
-    return (np.asarray(X, dtype=np.float64) - w.mean) @ (_filter(w, s) / np.sqrt(float(s @ s)))
+    return mf_scores(Whitener(mean, cov, ridge), X, target, zscore=True)
 
 
-def ace(X, target, mean, cov, ridge: float = 1e-6, signed: bool = False) -> np.ndarray:
-    """ACE scores of the rows of ``X`` (N, B); ``target`` one spectrum (B,) or a subspace (D, B)."""
-    w = Whitener(mean, cov, ridge)
+def ace_scores(w: Whitener, X, target, signed: bool = False) -> np.ndarray:
+    """ACE scores of the rows of ``X`` against a prepared background ``w`` (see :func:`ace`)."""
     Z = w(X)
     zz = np.einsum("ij,ij->i", Z, Z)
     T = np.asarray(target, dtype=np.float64)
@@ -118,15 +122,24 @@ def ace(X, target, mean, cov, ridge: float = 1e-6, signed: bool = False) -> np.n
         return np.where(zz > 0, np.einsum("ij,ij->i", P, P) / zz, 0.0)
 
 
-def cem(X, target, R, ridge: float = 1e-6) -> np.ndarray:
-    """CEM scores of the rows of ``X`` with the uncentred correlation matrix ``R`` (B, B): 1 at the target."""
-    t = np.asarray(target, dtype=np.float64)
-    w = Whitener(np.zeros(t.size), R, ridge)  # L^{-1} with R = L L^T: w^T x = (L^-1 t)^T (L^-1 x) / |L^-1 t|^2
-    s = w(t)
+def ace(X, target, mean, cov, ridge: float = 1e-6, signed: bool = False) -> np.ndarray:
+    """ACE scores of the rows of ``X`` (N, B); ``target`` one spectrum (B,) or a subspace (D, B)."""
+    return ace_scores(Whitener(mean, cov, ridge), X, target, signed)
+
+
+def cem_scores(w: Whitener, X, target) -> np.ndarray:
+    """CEM scores against a prepared ``w`` = ``Whitener(0, R)`` (see :func:`cem`): ``w^T x`` with
+    ``w = R^-1 t / t^T R^-1 t``, i.e. ``(L^-1 t)^T (L^-1 x) / |L^-1 t|^2`` for ``R = L L^T``."""
+    s = w(np.asarray(target, dtype=np.float64))
     ss = float(s @ s)
     if ss <= 0:
         raise ParameterError("the target is a zero vector")
     return np.asarray(X, dtype=np.float64) @ (_filter(w, s) / ss)
+
+
+def cem(X, target, R, ridge: float = 1e-6) -> np.ndarray:
+    """CEM scores of the rows of ``X`` with the uncentred correlation matrix ``R`` (B, B): 1 at the target."""
+    return cem_scores(Whitener(np.zeros(np.shape(R)[0]), R, ridge), X, target)
 
 
 def spectral_angle(X, target) -> np.ndarray:

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import numpy as np
-
-from ..base import Context
 from ..params import Param
-from ..targets import Whitener, ace as ace_scores
-from .target_base import TargetDetector, target_param
+from ..targets import ace_scores
+from .target_base import WhitenedTargetDetector, ridge_param, target_param
 
 __all__ = ["ACE"]
 
 
-class ACE(TargetDetector):
+class ACE(WhitenedTargetDetector):
     r"""ACE (Kraut, Scharf & McWhorter 2001; Manolakis, Marden & Shaw 2003, sec. "ACE"): the squared cosine of
     the angle between a pixel and the target after whitening by the background,
     :math:`(s^T z)^2 / (s^T s \, z^T z)` with :math:`z = L^{-1}(x - \mu)`, :math:`s = L^{-1}(t - \mu)`,
@@ -34,22 +31,8 @@ class ACE(TargetDetector):
         target_param(),
         Param("signed", "bool", False, "Keep the sign of the correlation (the cosine): anti-target pixels score "
               "lowest."),
-        Param("ridge", "float", 1e-6, "Diagonal loading of a singular background covariance, relative to its mean "
-              "variance.", min=1e-12, max=1.0),
+        ridge_param(),
     )
-    test_params = {"target": ",".join(["1.5"] * 24)}
 
-    def context(self):
-        return Context(global_stats=True)
-
-    def _fit(self, data, progress):
-        B = data.shape[2]
-        self.target_ = self.spectrum("target", B)
-        self.mean_ = data.moments.mean
-        self.cov_ = data.moments.cov()
-        Whitener(self.mean_, self.cov_, self.ridge)  # a singular covariance fails here, once
-
-    def _score(self, block, mask, progress):
-        out = np.zeros(mask.shape)
-        out[mask] = ace_scores(block[mask], self.target_, self.mean_, self.cov_, self.ridge, signed=self.signed)
-        return out
+    def _whitened_scores(self, pixels):
+        return ace_scores(self.whitener_, pixels, self.target_, signed=self.signed)

@@ -26,7 +26,6 @@ class SAM(TargetDetector):
     reference = ("F. A. Kruse et al., 'The spectral image processing system (SIPS): interactive visualization and "
                  "analysis of imaging spectrometer data', Remote Sens. Environ., 44(2-3):145-163, 1993.")
     params = (target_param(),)
-    test_params = {"target": ",".join(["1.5"] * 24)}
 
     def context(self):
         return Context()

@@ -6,17 +6,22 @@ from typing import ClassVar, Dict, Optional, Tuple
 
 import numpy as np
 
-from ..base import Detector
+from ..base import Context, Detector
 from ..errors import InputError, ParameterError
 from ..params import Param
+from ..targets import Whitener
 
-__all__ = ["TargetDetector", "target_param", "parse_numbers"]
+__all__ = ["TargetDetector", "WhitenedTargetDetector", "target_param", "ridge_param", "parse_numbers"]
 
 
 def target_param(help_extra: str = "") -> Param:
     return Param("target", "str", "", "The target spectrum: LIBRARY.sli:NAME or LIBRARY.csv:NAME (resampled to "
                  "the scene's bands by wavelength), or its values, one per selected band, comma-separated."
                  + help_extra)
+
+
+def ridge_param(of: str = "background covariance, relative to its mean variance") -> Param:
+    return Param("ridge", "float", 1e-6, f"Diagonal loading of a singular {of}.", min=1e-12, max=1.0)
 
 
 def parse_numbers(spec) -> Optional[np.ndarray]:
@@ -39,6 +44,8 @@ class TargetDetector(Detector):
     run; a spec made of numbers needs no resolving. Scores: higher = more target-like."""
 
     family = "target"
+    #: the contract checks' 24-band cube: a target of 24 values
+    test_params = {"target": ",".join(["1.5"] * 24)}
     #: the parameters that name a spectrum (resolved by the application against the scene's bands)
     spectrum_params: ClassVar[Tuple[str, ...]] = ("target",)
 
@@ -71,3 +78,30 @@ class TargetDetector(Detector):
 
     def state_bytes(self, bands: int) -> int:
         return 3 * bands * bands * 8
+
+
+class WhitenedTargetDetector(TargetDetector):
+    """A target detector scored against the whitened background: the statistics pass gives the background
+    (mean and covariance; :meth:`_background` for another matrix), :meth:`_fit` factors it once
+    (:class:`hadcore.targets.Whitener`, a singular matrix loaded by ``ridge``) and :meth:`_whitened_scores`
+    scores each block with that factor. Subclasses declare a ``ridge`` parameter."""
+
+    def context(self):
+        return Context(global_stats=True)
+
+    def _background(self, moments):
+        """(mean, matrix) that the scores whiten by: the background mean and covariance."""
+        return moments.mean, moments.cov()
+
+    def _fit(self, data, progress):
+        self.target_ = self.spectrum("target", data.shape[2])
+        mean, matrix = self._background(data.moments)
+        self.whitener_ = Whitener(mean, matrix, self.ridge)
+
+    def _whitened_scores(self, pixels):  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _score(self, block, mask, progress):
+        out = np.zeros(mask.shape)
+        out[mask] = self._whitened_scores(block[mask])
+        return out
