@@ -43,6 +43,18 @@ __all__ = ["detect_cmd"]
 @click.option("--vector", default=None, metavar="OUT", help="Detections: .gpkg, .geojson or .shp (one input).")
 @click.option("--vector-format", type=click.Choice(["gpkg", "geojson", "shp"]), default=None,
               help="With --out-dir: also write detections in this format.")
+@click.option("--spectra/--no-spectra", default=True, show_default=True,
+              help="With the detections, their mean, SD and peak spectra and the background's (a GeoPackage "
+                   "table, or NAME_spectra.csv beside GeoJSON/Shapefile), gathered in the scoring pass.")
+@click.option("--library", "library_path", default=None, type=click.Path(dir_okay=False), metavar="FILE",
+              help="Spectral library (.sli or .csv): each detection's best matches by spectral angle and SID "
+                   "as attributes match_1, angle_1, sid_1, ...")
+@click.option("--matches", type=click.IntRange(min=1, max=20), default=3, show_default=True,
+              help="How many library matches per detection.")
+@click.option("--exclude", "exclude_spec", default=None, metavar="VECTOR|first-pass",
+              help="Target detectors: keep these pixels out of the background statistics (they are still "
+                   "scored): the polygons of a vector file, or 'first-pass' (the detections of a first run at "
+                   "--threshold, grown by one pixel).")
 @threshold_opt
 @connectivity_opt
 @min_size_opt
@@ -64,7 +76,8 @@ __all__ = ["detect_cmd"]
 @seed_opt
 @overwrite_opt
 @quiet_opt
-def detect_cmd(args, output, out_dir, params, bands, wavelengths, bad_bands, no_ortho, vector, vector_format,
+def detect_cmd(args, output, out_dir, params, bands, wavelengths, bad_bands, no_ortho, vector, vector_format, spectra,
+               library_path, matches, exclude_spec,
                threshold, connectivity, min_size, normalize, gt_path, mem_limit, reduce_spec, cog, scheduler,
                workers, threads, seed, overwrite, quiet):
     """Run detector NAME (default: auto, the recommended one) on INPUT raster(s); write the score GeoTIFF and,
@@ -82,6 +95,10 @@ def detect_cmd(args, output, out_dir, params, bands, wavelengths, bad_bands, no_
       hadcore detect lrx *.tif --out-dir out/ -p inner=3 -p outer=17 --vector-format gpkg
 
       hadcore detect rx big.tif -o rx.tif --mem-limit 1024 --cog
+
+      hadcore detect ace scene.tif -p target=lib.sli:"red paint" -o ace.tif --vector ace.gpkg --library lib.sli
+
+      hadcore detect ace scene.tif -p target=ace.gpkg:3 -o more.tif   # more like detection 3
     """
     from hadcore.engine import parse_reduce
     from hadcore.io import check_output
@@ -98,6 +115,20 @@ def detect_cmd(args, output, out_dir, params, bands, wavelengths, bad_bands, no_
         raise click.UsageError(f"-o takes one input, got {len(inputs)}; use --out-dir for several")
     if vector and out_dir:
         raise click.UsageError("--vector names one file; with --out-dir use --vector-format")
+    if exclude_spec:
+        if not getattr(det, "spectrum_params", ()) or not hasattr(det, "set_exclude"):
+            raise click.UsageError(f"--exclude shapes a target detector's background; {det.name!r} is not one")
+        if not (det.context().global_stats or det.context().sample):
+            raise click.UsageError(f"--exclude: {det.name!r} estimates no background")
+        if exclude_spec.strip().lower() != "first-pass" and not Path(exclude_spec).exists():
+            raise hadcore.FileError(f"--exclude: {exclude_spec} is neither 'first-pass' nor an existing vector file")
+    if library_path and not (vector or vector_format):
+        raise click.UsageError("--library matches detections: give --vector (or --vector-format)")
+    library = None
+    if library_path:
+        from hadcore.library import read_library
+
+        library = read_library(library_path)
     if gt_path and len(inputs) != 1:
         raise click.UsageError("--gt goes with a single input")
     if scheduler and workers:
@@ -123,16 +154,20 @@ def detect_cmd(args, output, out_dir, params, bands, wavelengths, bad_bands, no_
         check_output(score_out, overwrite)  # fail before computing anything
         if vec_out is not None:
             check_output(vec_out, overwrite)
-            from hadcore.vectorize import VECTOR_DRIVERS
+            from hadcore.vectorize import VECTOR_DRIVERS, spectra_csv_path
 
             if vec_out.suffix.lower() not in VECTOR_DRIVERS:
                 raise hadcore.FileError(f"unknown vector format {vec_out.suffix!r}; use .gpkg, .geojson or .shp")
+            if spectra and vec_out.suffix.lower() != ".gpkg":
+                _refuse_input_as_output(spectra_csv_path(vec_out), inputs)
+                check_output(spectra_csv_path(vec_out), overwrite)
         jobs.append((inp, score_out, vec_out))
 
     client, cluster = _dask_client(scheduler, workers)
     try:
         return [_detect_one(det, inp, score_out, vec_out, bands=bands, wl_range=wl_range, bad_bands=bad_bands,
-                            ortho=not no_ortho,
+                            ortho=not no_ortho, spectra=spectra, library=library, matches=matches,
+                            exclude=exclude_spec,
                             threshold=threshold, connectivity=connectivity, min_size=min_size, normalize=normalize,
                             gt_path=gt_path, mem_limit=mem_limit, red=red, cog=cog, client=client,
                             threads=threads, overwrite=overwrite, quiet=quiet)
@@ -194,8 +229,9 @@ def _dask_client(scheduler, workers):
     return Client(cluster), cluster
 
 
-def _detect_one(det, inp, score_out, vec_out, *, bands, wl_range, bad_bands, ortho=True, threshold, connectivity,
-                min_size, normalize, gt_path, mem_limit, red, cog, client, threads=None, overwrite, quiet):
+def _detect_one(det, inp, score_out, vec_out, *, bands, wl_range, bad_bands, ortho=True, spectra=True, library=None,
+                matches=3, exclude=None, threshold, connectivity, min_size, normalize, gt_path, mem_limit, red, cog, client,
+                threads=None, overwrite, quiet):
     import numpy as np
 
     from hadcore.engine import run_scene
@@ -221,13 +257,25 @@ def _detect_one(det, inp, score_out, vec_out, *, bands, wl_range, bad_bands, ort
     if red:
         tags["reduce"] = f"{red[0]}:{red[1]}"
     Ho, Wo = scene.output_shape
+    if exclude:
+        mask = _exclusion_mask(det, scene, exclude, threshold=threshold, connectivity=connectivity,
+                               min_size=min_size, mem_limit=mem_limit, client=client, threads=threads, quiet=quiet)
+        det.set_exclude(mask)
+        say(quiet, f"{Path(inp).name}: --exclude {exclude}: {int(mask.sum())} pixel(s) left out of the background")
+    collector = None
+    if vec_out is not None and (spectra or library is not None):
+        from hadcore.spectra import SpectraCollector
+        from hadcore.threshold import parse_threshold
+
+        ts = parse_threshold(threshold)
+        collector = SpectraCollector(B, scene.shape[1], floor=ts.value if ts.kind == "value" else None)
     with ProgressBar(f"{det.name} {Path(inp).name}", quiet) as bar:
         with ScoreWriter(score_out, Ho, Wo, crs=scene.crs, transform=scene.transform, input_nodata=scene.nodata,
                          detector=det.name, params=det.get_params(), n_bands=n_bands, normalize=normalize,
                          overwrite=overwrite, extra_tags=tags, cog=cog) as writer:
             # a swath product is written on its map grid (run_scene re-grids it)
             info = run_scene(det, scene.source, writer, output=scene.output, mem_limit_mb=mem_limit,
-                             progress=bar, reduce=red, client=client, threads=threads)
+                             progress=bar, reduce=red, client=client, threads=threads, observer=collector)
             writer.extra_tags.update(info.detector_tags)
     say(quiet, f"wrote {score_out}")
     record = {"input": str(inp), "scores": str(score_out)}
@@ -245,13 +293,30 @@ def _detect_one(det, inp, score_out, vec_out, *, bands, wl_range, bad_bands, ort
     if vec_out is not None or gt is not None:
         scores, _, _ = read_scores(score_out)  # one band: the input is B times larger
     if vec_out is not None:
-        from hadcore.vectorize import detections_to_frame, write_detections
+        from hadcore.components import label_detections
+        from hadcore.vectorize import frame_from_labels, write_detections
 
-        frame = detections_to_frame(scores, threshold, transform=scene.transform, crs=scene.crs,
-                                    connectivity=int(connectivity), min_size=min_size, n_bands=n_bands)
-        write_detections(frame, vec_out, overwrite=overwrite)
+        labels, table = label_detections(scores, threshold, connectivity=int(connectivity), min_size=min_size,
+                                         n_bands=n_bands)
+        found, extra = None, None
+        if collector is not None:
+            found = collector.finish(labels, table, scene.source, output=scene.output, wavelengths=scene.wavelengths,
+                                     band_numbers=np.asarray(scene.band_indices) + 1)
+            for note in found.notes:
+                say(quiet, f"{Path(inp).name}: {note}")
+            if library is not None:
+                from hadcore.spectra import library_matches
+
+                extra, notes = library_matches(found, library, k=matches, fwhm=scene.fwhm)
+                for note in notes:
+                    say(quiet, f"{Path(inp).name}: {note}")
+        frame = frame_from_labels(labels, table, transform=scene.transform, crs=scene.crs,
+                                  connectivity=int(connectivity), extra=extra)
+        del labels
+        write_detections(frame, vec_out, overwrite=overwrite, spectra=found if spectra else None)
         say(quiet, f"wrote {vec_out}: {len(frame)} detection(s)"
-            + ("" if len(frame) else f" - no pixel reached the threshold {threshold}"))
+            + ("" if len(frame) else f" - no pixel reached the threshold {threshold}")
+            + (" with their spectra" if spectra and found is not None else ""))
         record.update(vector=str(vec_out), detections=len(frame))
     if gt is not None:
         from hadcore.metrics import evaluate, format_metrics
@@ -262,6 +327,40 @@ def _detect_one(det, inp, score_out, vec_out, *, bands, wl_range, bad_bands, ort
         click.echo(f"{Path(inp).name}: {det.name} AUC(PD,PF) = {m['auc_pd_pf']:.4f}   ({format_metrics(m)})")
         record["metrics"] = m
     return record
+
+
+def _exclusion_mask(det, scene, spec, *, threshold, connectivity, min_size, mem_limit, client, threads, quiet):
+    """The (H, W) mask on the scored grid (a swath product's swath) of ``--exclude``: the polygons of a vector
+    layer (every pixel they touch), or the detections of a first run of ``det`` at ``threshold`` grown by one
+    pixel (their edges are target too)."""
+    import numpy as np
+
+    from hadcore.engine import ArraySink, run_scene
+
+    H, W = scene.shape[:2]
+    if spec.strip().lower() == "first-pass":
+        from scipy import ndimage
+
+        from hadcore.components import label_detections
+
+        with ProgressBar(f"{det.name} first pass", quiet) as bar:
+            sink = ArraySink(H, W)
+            run_scene(det, scene.source, sink, mem_limit_mb=mem_limit, progress=bar, client=client,
+                      threads=threads)
+        labels, _ = label_detections(sink.array, threshold, connectivity=int(connectivity), min_size=min_size,
+                                     n_bands=scene.shape[2])
+        return ndimage.binary_dilation(labels > 0, structure=np.ones((3, 3), bool))
+    from hadcore.vectorize import rasterize_layer
+
+    Ho, Wo = scene.output_shape
+    grid = rasterize_layer(spec, Ho, Wo, scene.transform, scene.crs, all_touched=True) > 0
+    if scene.output is None:
+        return grid
+    mask = np.zeros((H, W), dtype=bool)  # map pixels -> the swath pixels they show
+    rr, cc = scene.output.rows[grid], scene.output.cols[grid]
+    ok = (rr >= 0) & (cc >= 0)
+    mask[rr[ok], cc[ok]] = True
+    return mask
 
 
 # ------------------------------------------------------------------------------------------------ evaluate

@@ -6,7 +6,7 @@ the engine and the detectors so that either can use them without importing the o
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, List, Optional, Tuple
 
 import numpy as np
@@ -45,6 +45,9 @@ class Context:
     refine : bool
         The fit needs one more pass after the statistics and the sample (see
         :meth:`Detector._refine_block`).
+    exclude : (H, W) bool array or None
+        Pixels the statistics pass and the sample leave out (a target detector's background without its
+        targets: ``--exclude``); they are scored like every other pixel.
     """
 
     halo: int = 0
@@ -56,6 +59,7 @@ class Context:
     seed: int = 0
     tile: int = 0
     refine: bool = False
+    exclude: Optional[np.ndarray] = field(default=None, compare=False, repr=False)
 
     @property
     def scaling(self) -> str:

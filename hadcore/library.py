@@ -290,6 +290,8 @@ def resolve_spectrum(spec, wavelengths_nm=None, fwhm_nm=None, n_bands: Optional[
             raise ParameterError(f"the {what} has {values.size} values, the scene {n_bands} selected bands")
         return values, []
     path, name = split_spec(spec)
+    if _is_detections(path):
+        return _detection_target(path, name, wavelengths_nm, fwhm_nm, n_bands, what)
     lib = read_library(path)
     if name is None:
         if len(lib) != 1:
@@ -308,6 +310,54 @@ def resolve_spectrum(spec, wavelengths_nm=None, fwhm_nm=None, n_bands: Optional[
                              "another library")
     return vals[0], [f"{what}: {lib.names[i]!r} from {lib.source}, resampled to {wl.size} bands "
                      f"({'Gaussian responses' if fwhm_nm is not None else 'linear interpolation'})"]
+
+
+_VECTOR_SUFFIXES = (".gpkg", ".geojson", ".json", ".shp")
+
+
+def _is_detections(path: Path) -> bool:
+    """A detections layer (its spectra table names the target), or the ``_spectra.csv`` written beside one."""
+    if path.suffix.lower() in _VECTOR_SUFFIXES:
+        return True
+    if path.suffix.lower() == ".csv":
+        try:
+            with open(path, newline="", encoding="utf-8-sig") as f:
+                head = next(csv.reader(f), [])
+        except (OSError, UnicodeDecodeError):
+            return False
+        return {"id", "band", "mean"} <= {h.strip() for h in head}
+    return False
+
+
+def _detection_target(path: Path, name, wavelengths_nm, fwhm_nm, n_bands, what) -> Tuple[np.ndarray, List[str]]:
+    """``DETECTIONS.gpkg:ID``: the mean spectrum of detection ID ("find more like this"), on the scene's bands:
+    as stored when the detections were made on the same bands, else resampled by wavelength."""
+    from .vectorize import read_detection_spectra
+
+    if name is None or not name.strip().lstrip("-").isdigit():
+        raise ParameterError(f"name a detection by its id: {path.name}:ID (e.g. {path.name}:1)")
+    found = read_detection_spectra(path)
+    det_id = int(name)
+    if det_id < 1:
+        raise ParameterError(f"detection ids start at 1 (id 0 is the background), got {det_id}")
+    values = found.spectrum(det_id, "mean")
+    note = f"{what}: the mean spectrum of detection {det_id} of {path.name} ({int(found.pixels[found.ids == det_id][0])} px)"
+    wl_t = found.wavelengths
+    if wavelengths_nm is not None and wl_t is not None:
+        wl = np.asarray(wavelengths_nm, dtype=float)
+        if wl.shape == wl_t.shape and np.allclose(wl, wl_t, atol=0.5):
+            return values, [note]
+        lib = SpectralLibrary(names=[f"detection {det_id}"], spectra=values[None], wavelengths=wl_t,
+                              source=path.name)
+        vals, covered = lib.resample(wl, fwhm_nm)
+        if not covered.all():
+            raise ParameterError(f"{lib.coverage_note(wl, covered)}; choose the covered bands (--wavelengths "
+                                 "LO:HI)")
+        return vals[0], [note + f", resampled from {wl_t.size} to {wl.size} bands"]
+    if n_bands is not None and values.size != n_bands:
+        raise ParameterError(f"detection {det_id} of {path.name} has a spectrum of {values.size} bands, the scene "
+                             f"{n_bands} selected bands, and no wavelengths to match them by")
+    return values, [note]
 
 
 def prepare_spectra(det, wavelengths_nm=None, fwhm_nm=None, n_bands: Optional[int] = None) -> List[str]:

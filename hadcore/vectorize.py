@@ -3,6 +3,11 @@
 The label image and attributes come from :func:`hadcore.components.label_detections`; this module draws the
 polygons of the label image (never of raw scores, which would give one polygon per pixel) and writes them to
 GeoPackage, GeoJSON or Shapefile, chosen by extension.
+
+The spectra of the detections (:class:`hadcore.spectra.DetectionSpectra`) travel with them: in a GeoPackage as
+the attribute table ``detection_spectra`` beside the ``detections`` layer, keyed by ``id`` (one row per
+detection and band, id 0 the background; :data:`hadcore.spectra.SPECTRA_COLUMNS`); beside a GeoJSON or
+Shapefile as ``<name>_spectra.csv`` with the same columns.
 """
 
 from __future__ import annotations
@@ -14,10 +19,14 @@ from typing import Optional
 import numpy as np
 
 from .components import label_detections
-from .errors import FileError
-from .io import atomic_output
+from .errors import FileError, InputError
+from .io import atomic_output, check_output
 
-__all__ = ["detections_to_frame", "write_detections", "VECTOR_DRIVERS"]
+__all__ = ["detections_to_frame", "frame_from_labels", "write_detections", "VECTOR_DRIVERS", "spectra_csv_path",
+           "rasterize_layer",
+           "read_detection_spectra", "SPECTRA_LAYER"]
+
+SPECTRA_LAYER = "detection_spectra"
 
 VECTOR_DRIVERS = {".gpkg": "GPKG", ".geojson": "GeoJSON", ".json": "GeoJSON", ".shp": "ESRI Shapefile"}
 COLUMNS = ["id", "pixels", "area", "peak", "mean", "peak_x", "peak_y", "threshold"]
@@ -45,15 +54,28 @@ def detections_to_frame(
     from shapely.geometry import shape
     from shapely.ops import unary_union
 
-    T = transform if transform is not None else Affine.identity()
     labels, table = label_detections(scores, threshold, connectivity=connectivity, min_size=min_size, n_bands=n_bands)
+    return frame_from_labels(labels, table, transform=transform, crs=crs, connectivity=connectivity)
+
+
+def frame_from_labels(labels, table, *, transform=None, crs=None, connectivity: int = 8, extra=None):
+    """The GeoDataFrame of :func:`detections_to_frame` from a label image and its table
+    (:func:`hadcore.components.label_detections`); ``extra`` one dict of more attributes per row of ``table``
+    (library matches)."""
+    import geopandas as gpd
+    from affine import Affine
+    from rasterio import features
+    from shapely.geometry import shape
+    from shapely.ops import unary_union
+
+    T = transform if transform is not None else Affine.identity()
     pixel_area = abs(T.a * T.e - T.b * T.d)
     geoms = {}
     if table:
         for geom, value in features.shapes(labels, mask=labels > 0, transform=T, connectivity=connectivity):
             geoms.setdefault(int(value), []).append(shape(geom))
     rows = []
-    for d in table:
+    for k, d in enumerate(table):
         col, row = d["peak_col"] + 0.5, d["peak_row"] + 0.5  # centre of the peak pixel
         x, y = T.c + T.a * col + T.b * row, T.f + T.d * col + T.e * row
         parts = geoms[d["id"]]
@@ -67,25 +89,127 @@ def detections_to_frame(
                 "peak_x": float(x),
                 "peak_y": float(y),
                 "threshold": d["threshold"],
+                **(extra[k] if extra else {}),
                 "geometry": parts[0] if len(parts) == 1 else unary_union(parts),
             }
         )
+    more = list(extra[0]) if extra else []
     if rows:
-        return gpd.GeoDataFrame(rows, columns=COLUMNS + ["geometry"], geometry="geometry", crs=crs)
+        return gpd.GeoDataFrame(rows, columns=COLUMNS + more + ["geometry"], geometry="geometry", crs=crs)
     empty = {c: np.array([], dtype=np.int64 if c in ("id", "pixels") else np.float64) for c in COLUMNS}
     return gpd.GeoDataFrame(empty, geometry=gpd.GeoSeries([], crs=crs), crs=crs)
 
 
-def write_detections(frame, path, overwrite: bool = False) -> Path:
-    """Write detections by extension (.gpkg, .geojson/.json, .shp); an empty frame gives a valid empty layer."""
+def rasterize_layer(path, height: int, width: int, transform=None, crs=None, all_touched: bool = False):
+    """The polygons of a vector file burnt onto a grid: (height, width) int32, 0 outside, else the feature's
+    ``id`` attribute when it holds unique whole numbers >= 1, or its index + 1. Features in another CRS are
+    reprojected to ``crs``; a layer that covers no pixel is a one-line error."""
+    import geopandas as gpd
+    from affine import Affine
+    from rasterio import features
+
+    p = Path(path)
+    if not p.exists():
+        raise FileError(f"vector file not found: {p}")
+    try:
+        frame = gpd.read_file(p, engine="pyogrio", layer="detections" if p.suffix.lower() == ".gpkg" and
+                              "detections" in _layers(p) else None)
+    except Exception as exc:  # noqa: BLE001 - a corrupt file: one line
+        raise FileError(f"cannot read {p.name}: {str(exc).splitlines()[0]}") from None
+    frame = frame[frame.geometry.notna() & ~frame.geometry.is_empty]
+    if frame.empty:
+        raise InputError(f"{p.name} holds no polygon")
+    if crs is not None and frame.crs is not None and frame.crs != crs:
+        frame = frame.to_crs(crs)
+    ids = None
+    if "id" in frame.columns:
+        vals = np.asarray(frame["id"])
+        if np.issubdtype(vals.dtype, np.integer) and vals.min() >= 1 and np.unique(vals).size == vals.size:
+            ids = vals.astype(np.int64)
+    if ids is None:
+        ids = np.arange(1, len(frame) + 1)
+    T = transform if transform is not None else Affine.identity()
+    out = features.rasterize(zip(frame.geometry, ids.tolist()), out_shape=(int(height), int(width)), transform=T,
+                             fill=0, all_touched=all_touched, dtype="int32")
+    if not out.any():
+        raise InputError(f"the polygons of {p.name} cover no pixel of the scene (another area, or another CRS "
+                         "without one declared?)")
+    return out
+
+
+def _layers(p: Path):
+    import pyogrio
+
+    return [name for name, _ in pyogrio.list_layers(p)]
+
+
+def spectra_csv_path(vector_path) -> Path:
+    """Where the spectra of a GeoJSON or Shapefile's detections go: ``<name>_spectra.csv`` beside it."""
+    p = Path(vector_path)
+    return p.with_name(p.stem + "_spectra.csv")
+
+
+def write_detections(frame, path, overwrite: bool = False, spectra=None) -> Path:
+    """Write detections by extension (.gpkg, .geojson/.json, .shp); an empty frame gives a valid empty layer.
+
+    ``spectra`` (:class:`hadcore.spectra.DetectionSpectra`): into the GeoPackage as the ``detection_spectra``
+    table, or as the CSV beside (:func:`spectra_csv_path`); every file is written under a temporary name and
+    renamed, and an existing one is refused without ``overwrite`` before anything is written."""
+    import pandas as pd
+
     p = Path(path)
     driver = VECTOR_DRIVERS.get(p.suffix.lower())
     if driver is None:
         raise FileError(f"unknown vector format {p.suffix!r} for {p.name}; use one of {', '.join(VECTOR_DRIVERS)}")
+    table = None if spectra is None else pd.DataFrame(spectra.to_columns())
+    csv_path = spectra_csv_path(p) if table is not None and driver != "GPKG" else None
+    if csv_path is not None:
+        check_output(csv_path, overwrite)
     with atomic_output(p, overwrite) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         kwargs = {"layer": "detections"} if driver == "GPKG" else {}
         if frame.empty:
             kwargs["geometry_type"] = "Polygon"
         frame.to_file(tmp, driver=driver, engine="pyogrio", **kwargs)
+        if table is not None and driver == "GPKG":
+            import pyogrio
+
+            pyogrio.write_dataframe(table, tmp, layer=SPECTRA_LAYER, driver="GPKG")
+        if csv_path is not None:
+            with atomic_output(csv_path, overwrite) as tmp_csv:
+                table.to_csv(tmp_csv, index=False)  # full precision: the values read back exactly
     return p
+
+
+def read_detection_spectra(path):
+    """The :class:`hadcore.spectra.DetectionSpectra` stored with detections: a GeoPackage's
+    ``detection_spectra`` table, the ``<name>_spectra.csv`` beside a GeoJSON or Shapefile, or that CSV itself."""
+    import pandas as pd
+
+    from .spectra import DetectionSpectra
+
+    p = Path(path)
+    if not p.exists():
+        raise FileError(f"detections not found: {p}")
+    suffix = p.suffix.lower()
+    if suffix == ".gpkg":
+        import pyogrio
+
+        try:
+            layers = [name for name, _ in pyogrio.list_layers(p)]
+        except Exception as exc:  # noqa: BLE001 - a corrupt file: one line
+            raise FileError(f"cannot read {p.name}: {str(exc).splitlines()[0]}") from None
+        if SPECTRA_LAYER not in layers:
+            raise FileError(f"{p.name} holds no detection spectra (no '{SPECTRA_LAYER}' table); write it with "
+                            "hadcore detect ... --vector FILE.gpkg, or compute them: hadcore spectra "
+                            f"{p.name} SCENE --csv OUT.csv")
+        table = pyogrio.read_dataframe(p, layer=SPECTRA_LAYER)
+    else:
+        csv_path = p if suffix == ".csv" else spectra_csv_path(p)
+        if not csv_path.exists():
+            raise FileError(f"{p.name} has no detection spectra beside it ({csv_path.name} not found)")
+        try:
+            table = pd.read_csv(csv_path)
+        except Exception as exc:  # noqa: BLE001 - a corrupt file: one line
+            raise FileError(f"cannot read {csv_path.name}: {str(exc).splitlines()[0]}") from None
+    return DetectionSpectra.from_columns(table)

@@ -37,7 +37,7 @@ LAYERS: List[tuple] = [
     ("io", ["hadcore.io", "hadcore.io.*", "hadcore.tags"]),
     ("products", ["hadcore.products", "hadcore.products.*"]),
     ("scene", ["hadcore.scene"]),
-    ("application", ["hadcore", "hadcore.api", "hadcore.library", "hadcore.vectorize", "hadcore.benchmark", "hadcore.plots",
+    ("application", ["hadcore", "hadcore.api", "hadcore.library", "hadcore.spectra", "hadcore.vectorize", "hadcore.benchmark", "hadcore.plots",
                      "hadcore.testing", "hadcore.distributed"]),
 ]
 

@@ -96,7 +96,8 @@ def test_parameters_reach_the_detector_and_batch_mode(tmp_path, crop_tif):
             "--vector-format", "geojson", "--bands", "1-20", "-q")
     assert r.exit_code == 0, r.output
     assert sorted(p.name for p in outdir.iterdir()) == [
-        "crop_lrx.geojson", "crop_lrx.tif", "second_lrx.geojson", "second_lrx.tif"]
+        "crop_lrx.geojson", "crop_lrx.tif", "crop_lrx_spectra.csv", "second_lrx.geojson", "second_lrx.tif",
+        "second_lrx_spectra.csv"]
     with rasterio.open(outdir / "crop_lrx.tif") as src:
         tags = src.tags()
         a = src.read(1)
@@ -118,7 +119,7 @@ def test_evaluate_and_vectorize_commands(tmp_path, crop_tif):
     assert (tmp_path / "e.gpkg").exists()
     r = run("detect", "rx", crop_tif, "-o", tmp_path / "n.tif", "--normalize", "-q")
     user_error(run("vectorize", tmp_path / "n.tif", "-o", tmp_path / "f.gpkg", "--threshold", "fpr:1e-3"),
-               "raw RX scores")
+               "needs raw scores; this layer was scaled to 0-1")
 
 
 def test_user_errors_are_one_line_exit_2_and_keep_outputs(tmp_path, crop_tif):

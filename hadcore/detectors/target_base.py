@@ -76,6 +76,15 @@ class TargetDetector(Detector):
             raise InputError(f"{self.name}: the {param} spectrum holds a non-finite value")
         return values
 
+    def set_exclude(self, mask) -> None:
+        """Pixels (an (H, W) bool array on the scored grid, or None) that the background statistics leave out:
+        the targets themselves (``--exclude``). They are still scored."""
+        self.__dict__["_exclude"] = None if mask is None else np.asarray(mask, dtype=bool)
+
+    def _context(self, **kw) -> Context:
+        """This detector's :class:`Context` with its exclusion mask."""
+        return Context(exclude=self.__dict__.get("_exclude"), **kw)
+
     def state_bytes(self, bands: int) -> int:
         return 3 * bands * bands * 8
 
@@ -87,7 +96,7 @@ class WhitenedTargetDetector(TargetDetector):
     scores each block with that factor. Subclasses declare a ``ridge`` parameter."""
 
     def context(self):
-        return Context(global_stats=True)
+        return self._context(global_stats=True)
 
     def _background(self, moments):
         """(mean, matrix) that the scores whiten by: the background mean and covariance."""

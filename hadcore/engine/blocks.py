@@ -18,11 +18,14 @@ if TYPE_CHECKING:  # annotations only: the engine runs any object with the detec
 __all__ = ["collect_block", "score_window", "BlendAccumulator"]
 
 
-def collect_block(source: Source, window: Window, want_moments: bool, sample_size: int, seed: int):
-    """Statistics of one block (no halo): (Moments or None, PixelSample or None, n_valid)."""
+def collect_block(source: Source, window: Window, want_moments: bool, sample_size: int, seed: int, exclude=None):
+    """Statistics of one block (no halo): (Moments or None, PixelSample or None, n_valid). ``exclude``: the
+    block's (h, w) bool mask of pixels left out (:attr:`hadcore.base.Context.exclude`)."""
     r0, r1, c0, c1 = window
     raw = getattr(source, "raw_block", None)  # a duck-typed source may only have block()
     X, valid = raw(r0, r1, c0, c1) if raw is not None else source.block(r0, r1, c0, c1, scratch=True)
+    if exclude is not None:
+        valid = valid & ~np.asarray(exclude, dtype=bool)
     mom = Moments.of_block(X, valid) if want_moments else None
     smp = PixelSample.of_block(X, valid, r0, c0, source.shape[1], sample_size, seed) if sample_size else None
     return mom, smp, int(valid.sum())

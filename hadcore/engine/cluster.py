@@ -87,8 +87,8 @@ def _source(source: Source, proj) -> Source:
 
 
 @_task
-def _stats_task(source: Source, window: Window, sample_size: int, seed: int):
-    return collect_block(source, window, True, sample_size, seed)
+def _stats_task(source: Source, window: Window, sample_size: int, seed: int, exclude=None):
+    return collect_block(source, window, True, sample_size, seed, exclude)
 
 
 @_task
@@ -277,9 +277,11 @@ class _ClusterPasses:
     def __init__(self, job: "_Run", src_ref, sink: Sink):
         self.job, self.src_ref, self.sink, self.proj = job, src_ref, sink, None
 
-    def stats(self, windows, size, seed, prog):
+    def stats(self, windows, size, seed, prog, exclude=None):
         job = self.job
-        leaves = [job.submit("stats", i, _stats_task, self.src_ref, win, size, seed) for i, win in enumerate(windows)]
+        leaves = [job.submit("stats", i, _stats_task, self.src_ref, win, size, seed,
+                             None if exclude is None else exclude[win[0]:win[1], win[2]:win[3]])
+                  for i, win in enumerate(windows)]
         root = job.tree("stats", leaves, _stats_merge)
         done = job.each(leaves, "the statistics pass", prog, with_results=False)
         del leaves  # only the pass holds the leaves now: each is released once merged and counted

@@ -43,9 +43,11 @@ def _block_source(block, nodata, proj) -> Source:
 
 
 @_one_thread
-def _chunk_stats(block, r0, c0, width, size, seed, nodata):
+def _chunk_stats(block, r0, c0, width, size, seed, nodata, exclude=None):
     h, w = block.shape[:2]
     X, valid = ArraySource(block, None, nodata=nodata).block(0, h, 0, w)
+    if exclude is not None:
+        valid = valid & ~exclude
     mom = Moments.of_block(X, valid)
     smp = PixelSample.of_block(X, valid, r0, c0, width, size, seed) if size else None
     return mom, smp, int(valid.sum())
@@ -187,7 +189,7 @@ class _LazyPasses:
     def __init__(self, arr, nodata, client, token: str):
         self.arr, self.nodata, self.client, self.token, self.proj = arr, nodata, client, token, None
 
-    def stats(self, windows, size, seed, prog):
+    def stats(self, windows, size, seed, prog, exclude=None):
         # a tree reduction over the array's chunks (the plan's score blocks)
         from dask import delayed
 
@@ -195,9 +197,10 @@ class _LazyPasses:
         blocks = arr.to_delayed()
         r_off = np.concatenate([[0], np.cumsum(arr.chunks[0])])
         c_off = np.concatenate([[0], np.cumsum(arr.chunks[1])])
-        parts = [delayed(_chunk_stats, pure=True)(blocks[i, j, 0], int(r_off[i]), int(c_off[j]), W, size, seed,
-                                                  self.nodata)
-                 for i in range(blocks.shape[0]) for j in range(blocks.shape[1])]
+        parts = [delayed(_chunk_stats, pure=True)(
+            blocks[i, j, 0], int(r_off[i]), int(c_off[j]), W, size, seed, self.nodata,
+            None if exclude is None else exclude[r_off[i]:r_off[i + 1], c_off[j]:c_off[j + 1]])
+            for i in range(blocks.shape[0]) for j in range(blocks.shape[1])]
         result = _compute(_tree_delayed(parts, _stats_merge), self.client)
         prog.update(1.0)
         return result

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from ..context import crop_windows
 from ..errors import InputError
 from ..progress import Progress
@@ -22,7 +24,7 @@ def drive(det: Detector, passes, plan: Plan, info: RunInfo, prog: Progress, redu
 
     ``passes`` executes the passes over the blocks: :class:`LocalPasses` (this process),
     ``hadcore.engine.cluster._ClusterPasses`` (a Dask cluster) and ``hadcore.engine.lazy._LazyPasses`` (a lazy dask
-    array). It has ``stats(windows, size, seed, prog) -> (Moments, PixelSample or None, n_valid)``,
+    array). It has ``stats(windows, size, seed, prog, exclude) -> (Moments, PixelSample or None, n_valid)``,
     ``project(mean, V)``, ``release()``, ``crops(windows, prog) -> list``, ``refine(det, windows, prog)`` (the
     merged refine part) and ``score(det, plan, prog)``, whose result is returned.
     """
@@ -35,7 +37,8 @@ def drive(det: Detector, passes, plan: Plan, info: RunInfo, prog: Progress, redu
     # ---------------- statistics pass
     if plan.needs_stats:
         size = int(ctx.sample)
-        moments, sample, n_valid = passes.stats(plan.stat_windows, size, int(ctx.seed), prog.sub(0.0, share))
+        moments, sample, n_valid = passes.stats(plan.stat_windows, size, int(ctx.seed), prog.sub(0.0, share),
+                                                exclude=_check_exclude(ctx.exclude, (H, W)))
         if sample is None and size:
             sample = PixelSample.empty(size, ctx.seed, bands_in)
         at = share
@@ -69,3 +72,12 @@ def drive(det: Detector, passes, plan: Plan, info: RunInfo, prog: Progress, redu
     return out
 
 
+def _check_exclude(exclude, shape):
+    """The context's ``exclude`` mask, checked against the scene's (H, W)."""
+    if exclude is None:
+        return None
+    ex = np.asarray(exclude, dtype=bool)
+    if ex.shape != tuple(shape):
+        raise InputError(f"the exclusion mask is {ex.shape[0]} x {ex.shape[1]} pixels, the scene "
+                         f"{shape[0]} x {shape[1]}")
+    return ex if ex.any() else None

@@ -10,7 +10,7 @@ import numpy as np
 from ..cube import prepare_block, valid_mask
 from ..errors import InputError
 
-__all__ = ["Window", "Source", "ArraySource", "ProjectedSource", "Sink", "ArraySink", "scratch_buffer",
+__all__ = ["Window", "Source", "ArraySource", "ProjectedSource", "TapSource", "Sink", "ArraySink", "scratch_buffer",
            "release_scratch"]
 
 Window = Tuple[int, int, int, int]  # r0, r1, c0, c1 (half-open)
@@ -103,6 +103,33 @@ class ArraySource(Source):
 
     def user_mask(self, r0, r1, c0, c1):
         return None if self.mask is None else self.mask[r0:r1, c0:c1]
+
+
+class TapSource(Source):
+    """Another source, remembering the last raw block read through it (``last``: window, raw, valid), so that an
+    observer of the score pass sees the raw spectra of the block just scored without reading it again. The raw
+    block is the reader's own buffer (never the float64 copy a detector may change in place), valid until the
+    next read."""
+
+    def __init__(self, base: Source):
+        self.base = base
+        self.shape = base.shape
+        self.nodata = base.nodata
+        self.block_shape = base.block_shape
+        self.read_bytes = getattr(base, "read_bytes", 4)
+        self.name = base.name
+        self.last = None
+
+    def read(self, r0, r1, c0, c1):
+        return self.base.read(r0, r1, c0, c1)
+
+    def user_mask(self, r0, r1, c0, c1):
+        return self.base.user_mask(r0, r1, c0, c1)
+
+    def raw_block(self, r0, r1, c0, c1):
+        raw, valid = self.base.raw_block(r0, r1, c0, c1)
+        self.last = ((r0, r1, c0, c1), raw, valid)
+        return raw, valid
 
 
 class ProjectedSource(Source):
