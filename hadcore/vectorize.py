@@ -182,34 +182,67 @@ def write_detections(frame, path, overwrite: bool = False, spectra=None) -> Path
 
 
 def read_detection_spectra(path):
-    """The :class:`hadcore.spectra.DetectionSpectra` stored with detections: a GeoPackage's
-    ``detection_spectra`` table, the ``<name>_spectra.csv`` beside a GeoJSON or Shapefile, or that CSV itself."""
-    import pandas as pd
-
-    from .spectra import DetectionSpectra
+    """The :class:`hadcore.spectra.DetectionSpectra` stored with detections: a GeoPackage's spectra table
+    (``detection_spectra``, or any table with the columns of :data:`hadcore.spectra.SPECTRA_COLUMNS`, as the QGIS
+    algorithms' SPECTRA output saved into a GeoPackage), the ``<name>_spectra.csv`` beside a GeoJSON or
+    Shapefile, or such a CSV itself. Reads with the standard library only (a GeoPackage is an SQLite file), so it
+    works in QGIS's Python as well."""
+    from .spectra import SPECTRA_COLUMNS, DetectionSpectra
 
     p = Path(path)
     if not p.exists():
         raise FileError(f"detections not found: {p}")
     suffix = p.suffix.lower()
     if suffix == ".gpkg":
-        import pyogrio
-
-        try:
-            layers = [name for name, _ in pyogrio.list_layers(p)]
-        except Exception as exc:  # noqa: BLE001 - a corrupt file: one line
-            raise FileError(f"cannot read {p.name}: {str(exc).splitlines()[0]}") from None
-        if SPECTRA_LAYER not in layers:
-            raise FileError(f"{p.name} holds no detection spectra (no '{SPECTRA_LAYER}' table); write it with "
-                            "hadcore detect ... --vector FILE.gpkg, or compute them: hadcore spectra "
-                            f"{p.name} SCENE --csv OUT.csv")
-        table = pyogrio.read_dataframe(p, layer=SPECTRA_LAYER)
+        cols = _gpkg_spectra(p, SPECTRA_COLUMNS)
     else:
         csv_path = p if suffix == ".csv" else spectra_csv_path(p)
         if not csv_path.exists():
             raise FileError(f"{p.name} has no detection spectra beside it ({csv_path.name} not found)")
+        cols = _csv_columns(csv_path)
+    return DetectionSpectra.from_columns(cols)
+
+
+def _gpkg_spectra(p: Path, columns):
+    """The spectra table's columns (dict of float arrays) from a GeoPackage, through sqlite3."""
+    import sqlite3
+
+    try:
+        con = sqlite3.connect(f"file:{p}?mode=ro", uri=True)
         try:
-            table = pd.read_csv(csv_path)
-        except Exception as exc:  # noqa: BLE001 - a corrupt file: one line
-            raise FileError(f"cannot read {csv_path.name}: {str(exc).splitlines()[0]}") from None
-    return DetectionSpectra.from_columns(table)
+            tables = [r[0] for r in con.execute("SELECT table_name FROM gpkg_contents WHERE data_type = "
+                                                "'attributes'")]
+            tables.sort(key=lambda t: t != SPECTRA_LAYER)  # ours first, then any table holding the columns
+            for t in tables:
+                have = {r[1] for r in con.execute(f'PRAGMA table_info("{t}")')}
+                if set(columns) <= have:
+                    rows = con.execute(f'SELECT {", ".join(chr(34) + c + chr(34) for c in columns)} FROM "{t}"')
+                    data = np.array([[np.nan if v is None else v for v in r] for r in rows], dtype=np.float64)
+                    data = data.reshape(-1, len(columns))
+                    return {c: data[:, i] for i, c in enumerate(columns)}
+        finally:
+            con.close()
+    except sqlite3.DatabaseError as exc:
+        raise FileError(f"cannot read {p.name}: {exc}") from None
+    raise FileError(f"{p.name} holds no detection spectra (no '{SPECTRA_LAYER}' table); write it with hadcore "
+                    f"detect ... --vector FILE.gpkg, or compute them: hadcore spectra {p.name} SCENE --csv OUT.csv")
+
+
+def _csv_columns(csv_path: Path):
+    """A spectra CSV's columns (dict of float arrays; empty cells NaN), with the csv module."""
+    import csv
+
+    try:
+        with open(csv_path, newline="", encoding="utf-8-sig") as f:
+            rows = list(csv.reader(f))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FileError(f"cannot read {csv_path.name}: {exc}") from None
+    if not rows:
+        raise FileError(f"{csv_path.name} is empty")
+    head = [h.strip() for h in rows[0]]
+    try:
+        data = np.array([[float(v) if v.strip() else np.nan for v in r] for r in rows[1:] if r], dtype=np.float64)
+    except ValueError as exc:
+        raise FileError(f"cannot read {csv_path.name}: {exc}") from None
+    data = data.reshape(-1, len(head))
+    return {h: data[:, i] for i, h in enumerate(head)}

@@ -24,7 +24,8 @@ ON_CI = os.environ.get("CI", "").lower() == "true"
 # run in an environment holding only the core's dependencies (Debian's numpy 1.24, as QGIS ships); single
 # tests elsewhere that need the extras are marked ``cli`` and deselected there with -m "not cli".
 CLI_TEST_MODULES = ["test_io.py", "test_vectorize.py", "test_cli.py", "test_distributed.py", "test_stream_io.py",
-                    "test_products_cli.py", "test_api_xarray.py", "test_plugin_zip.py"] + sorted(p.name for p in Path(__file__).parent.glob("test_product_*.py"))
+                    "test_products_cli.py", "test_api_xarray.py", "test_plugin_zip.py",
+                    "test_detection_spectra.py", "test_spectra_cli.py"] + sorted(p.name for p in Path(__file__).parent.glob("test_product_*.py"))
 if os.environ.get("HADCORE_CORE_ONLY") == "1":
     collect_ignore = CLI_TEST_MODULES
 
