@@ -51,7 +51,8 @@ def evaluate_cmd(scores, gt, as_json):
 @connectivity_opt
 @min_size_opt
 @click.option("--n-bands", type=click.IntRange(min=1), default=None,
-              help="Band count of the RX input for fpr: (default: read from the layer's tags).")
+              help="Band count of the detector's input for fpr: on chi-square (RX) scores (default: read from "
+                   "the layer's tags).")
 @overwrite_opt
 @quiet_opt
 def vectorize_cmd(scores, output, threshold, connectivity, min_size, n_bands, overwrite, quiet):
@@ -65,8 +66,12 @@ def vectorize_cmd(scores, output, threshold, connectivity, min_size, n_bands, ov
     s, georef, tags = read_scores(scores)
     if spec.kind == "fpr":
         from hadcore.tags import check_fpr, read_score_tags
+        from hadcore.threshold import ThresholdSpec
 
-        n_bands = check_fpr(read_score_tags(tags), n_bands)  # this schema or the QGIS plugin's earlier one
+        # the scores' null law from the layer's tags (this schema or the QGIS plugin's earlier one); its
+        # (1 - R) quantile is the threshold value
+        law = check_fpr(read_score_tags(tags), n_bands)
+        spec = ThresholdSpec("value", law.isf(spec.value))
     frame = detections_to_frame(s, spec, transform=georef["transform"], crs=georef["crs"],
                                 connectivity=int(connectivity), min_size=min_size, n_bands=n_bands)
     write_detections(frame, output, overwrite=overwrite)

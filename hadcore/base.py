@@ -27,7 +27,7 @@ output.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Dict, Optional, Tuple
+from typing import TYPE_CHECKING, Any, ClassVar, Dict, Optional, Tuple
 
 import numpy as np
 
@@ -37,6 +37,9 @@ from .engine.local import detect_in_memory
 from .errors import InputError, ParameterError
 from .params import Param
 from .progress import Progress, as_progress
+
+if TYPE_CHECKING:  # annotations only
+    from .threshold import NullLaw
 
 __all__ = ["Detector", "Context", "FitData", "FAMILIES", "prepare_cube", "prepare_block", "check_cube", "valid_mask"]
 
@@ -62,8 +65,10 @@ class Detector:
     #: optional packages the method imports (import names beyond numpy and scipy: "sklearn", "torch"); the QGIS
     #: plugin names them in the detector's help and checks them before a run (QGIS's Python may lack them)
     requires: ClassVar[Tuple[str, ...]] = ()
-    #: the scores' law on background pixels, when the method has one: "chi2" (with the input's band count as
-    #: degrees of freedom) lets ``fpr:`` thresholds apply; None otherwise (see :mod:`hadcore.tags`)
+    #: the family of the scores' law on a Gaussian background, when the method has one: "chi2" (with the
+    #: input's band count as degrees of freedom: :meth:`null_law`'s default), or the kind the class's own
+    #: :meth:`null_law` returns ("beta" for ACE, "normal" for MF); None: no law. Not None lets ``fpr:``
+    #: thresholds apply (see :mod:`hadcore.threshold`, :mod:`hadcore.tags`)
     null_distribution: ClassVar[Optional[str]] = None
     #: parameters that make the detector quick on a 24 x 24 x 24 crop in contract checks
     #: (:func:`hadcore.testing.check_detector`, tests/test_contract.py): behaviour, not quality. Assign a new
@@ -175,6 +180,27 @@ class Detector:
     def _refine_finish(self, merged: Any) -> None:
         """Update the fitted state from the merged refine result."""
         raise NotImplementedError
+
+    def null_law(self, n_bands: Optional[int] = None) -> "Optional[NullLaw]":
+        """The law of this configured detector's scores on a Gaussian background (the null of an ``fpr:R``
+        threshold: :class:`hadcore.threshold.NullLaw`), for an input of ``n_bands`` bands (default: the bands
+        it was fitted on); None when the method has none (:attr:`null_distribution` None).
+
+        Default: chi-square with ``n_bands`` degrees of freedom when the class declares
+        ``null_distribution = "chi2"``. A law that needs what the fit learns (MF on the target scale) raises
+        ParameterError before the fit; so does a law that needs the band count when there is none.
+        """
+        if type(self).null_distribution is None:
+            return None
+        if type(self).null_distribution != "chi2":
+            raise NotImplementedError(f"{type(self).__name__} declares null_distribution="
+                                      f"{type(self).null_distribution!r} but does not implement null_law")
+        from .threshold import NullLaw
+
+        n = n_bands or getattr(self, "fitted_bands_", None)
+        if not n:
+            raise ParameterError(f"{self.name}: the chi-square null law needs the band count of the input")
+        return NullLaw.chi2(int(n))
 
     def run_report(self, clear: bool = False) -> Dict[str, str]:
         """What the last run decided on the data, as score-layer tags (the ensemble: the members its guard

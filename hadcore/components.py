@@ -12,7 +12,7 @@ import numpy as np
 from scipy import ndimage
 
 from .errors import InputError, ParameterError
-from .threshold import threshold_value
+from .threshold import NullLaw, threshold_value
 
 __all__ = ["label_detections"]
 
@@ -24,6 +24,7 @@ def label_detections(
     min_size: int = 1,
     n_bands: Optional[int] = None,
     valid=None,
+    null: Optional[NullLaw] = None,
 ) -> Tuple[np.ndarray, List[Dict]]:
     """Label connected detections.
 
@@ -33,8 +34,10 @@ def label_detections(
     threshold : threshold spec (see :mod:`hadcore.threshold`); pixels with score ``>=`` it are detections.
     connectivity : 4 or 8 neighbours.
     min_size : components with fewer pixels are dropped.
-    n_bands : band count of the detector's input (for ``fpr:`` thresholds).
+    n_bands : band count of the detector's input (for ``fpr:`` thresholds without ``null``: chi-square).
     valid : optional (H, W) bool; pixels outside it are never detections.
+    null : the scores' null law (:class:`hadcore.threshold.NullLaw` or its text) that ``fpr:`` thresholds
+        invert: :meth:`hadcore.base.Detector.null_law`, or :func:`hadcore.tags.check_fpr` of a layer's tags.
 
     Returns
     -------
@@ -51,7 +54,7 @@ def label_detections(
     ok = np.isfinite(s)
     if valid is not None:
         ok &= np.asarray(valid, dtype=bool)
-    thr = threshold_value(s[ok], threshold, n_bands=n_bands)
+    thr = threshold_value(s[ok], threshold, n_bands=n_bands, null=null)
     hit = ok & (np.where(ok, s, -np.inf) >= thr)
     structure = ndimage.generate_binary_structure(2, 2 if connectivity == 8 else 1)
     raw, n = ndimage.label(hit, structure=structure)

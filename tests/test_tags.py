@@ -7,7 +7,8 @@ import pytest
 
 import hadcore
 from hadcore.errors import ParameterError
-from hadcore.tags import band_ranges, check_fpr, declares_chi2, read_score_tags, score_tags
+from hadcore.tags import band_ranges, check_fpr, declares_chi2, declares_null_law, read_score_tags, score_tags
+from hadcore.threshold import NullLaw
 
 pytestmark = pytest.mark.cli
 
@@ -16,8 +17,9 @@ def test_only_rx_and_lrx_declare_chi_square_scores():
     chi2 = {n for n in hadcore.list_detectors() if declares_chi2(n)}
     assert chi2 == {"rx", "lrx"}
     for n in hadcore.list_detectors():
-        assert hadcore.get_detector_class(n).null_distribution in (None, "chi2"), n
-    assert not declares_chi2("no-such-detector")
+        assert hadcore.get_detector_class(n).null_distribution in (None, "chi2", "beta", "normal"), n
+    assert {n for n in hadcore.list_detectors() if declares_null_law(n)} == {"rx", "lrx", "ace", "mf"}
+    assert not declares_chi2("no-such-detector") and not declares_null_law("no-such-detector")
 
 
 def test_tags_round_trip():
@@ -26,7 +28,7 @@ def test_tags_round_trip():
     assert t["bands"] == "30" and t["band_list"] == "1-3,10" and t["null_distribution"] == "chi2"
     info = read_score_tags(t)
     assert (info.detector, info.n_bands, info.normalized, info.chi2) == ("rx", 30, False, True)
-    assert check_fpr(info) == 30 and check_fpr(info, 12) == 12
+    assert check_fpr(info) == NullLaw.chi2(30) and check_fpr(info, 12) == NullLaw.chi2(12)
     assert "null_distribution" not in score_tags("aed", {}, n_bands=30)
     assert read_score_tags(score_tags("aed", {}, n_bands=30)).chi2 is False
 
@@ -36,11 +38,11 @@ def test_the_qgis_plugins_earlier_tags_still_read():
            "HADCORE_SCALED": "no", "HADCORE_VERSION": "0.1.0"}
     info = read_score_tags(old)
     assert (info.detector, info.n_bands, info.normalized, info.chi2) == ("rx", 20, False, True)
-    assert check_fpr(info) == 20
+    assert check_fpr(info) == NullLaw.chi2(20)
     scaled = read_score_tags({**old, "HADCORE_SCALED": "yes"})
     with pytest.raises(ParameterError, match="scaled to 0-1"):
         check_fpr(scaled)
-    with pytest.raises(ParameterError, match="chi-square RX scores"):
+    with pytest.raises(ParameterError, match="known null distribution; this layer was made by 'crd'"):
         check_fpr(read_score_tags({**old, "HADCORE_DETECTOR": "crd"}))
     with pytest.raises(ParameterError, match="band count"):
         check_fpr(read_score_tags({}))

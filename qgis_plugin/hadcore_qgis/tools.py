@@ -50,8 +50,9 @@ class VectorizeAlgorithm(_Base):
             "pixels, area (CRS units squared), peak, mean, peak_x, peak_y (CRS coordinates of the peak pixel "
             "centre).</p><p>THRESHOLD: <code>percentile:P</code> (P-th percentile of valid scores), "
             "<code>value:X</code>, <code>top:N</code> (N highest pixels), <code>otsu</code>, <code>fpr:R</code> "
-            "(RX scores: chi-square quantile with B degrees of freedom; B from N_BANDS or from the layer's "
-            "hadcore metadata). Pixels with score &gt;= threshold are detections; nodata pixels never are.</p>")
+            "(the quantile of the scores' law under a Gaussian background, from the layer's hadcore metadata: "
+            "chi-square with B degrees of freedom for RX, B from N_BANDS when the layer has none; beta for ACE; "
+            "normal for MF). Pixels with score &gt;= threshold are detections; nodata pixels never are.</p>")
 
     def initAlgorithm(self, config=None):
         self.addParameter(QgsProcessingParameterRasterLayer("INPUT", tr("Anomaly-score layer")))
@@ -78,13 +79,15 @@ class VectorizeAlgorithm(_Base):
             scores = gdal_io.read_band(ds, self.parameterAsInt(parameters, "BAND", context))
             n_bands = self.parameterAsInt(parameters, "N_BANDS", context) or None
             threshold = self.parameterAsString(parameters, "THRESHOLD", context).strip()
+            law = None
             if parse_threshold(threshold).kind == "fpr":
-                # the layer's tags, written by the CLI, Python or this plugin (its earlier schema too)
-                n_bands = check_fpr(read_score_tags(ds.GetMetadata() or {}), n_bands)
+                # the layer's null law from its tags, written by the CLI, Python or this plugin (its earlier
+                # schema too: chi-square with the band count)
+                law = check_fpr(read_score_tags(ds.GetMetadata() or {}), n_bands)
             conn = 8 if self.parameterAsEnum(parameters, "CONNECTIVITY", context) == 0 else 4
             min_size = self.parameterAsInt(parameters, "MIN_SIZE", context)
             labels, table = label_detections(scores, threshold, connectivity=conn, min_size=min_size,
-                                             n_bands=n_bands)
+                                             n_bands=n_bands, null=law)
         except (hc.HadcoreError, gdal_io.RasterIOError) as exc:
             raise QgsProcessingException(str(exc)) from None
         feedback.setProgress(50.0)
