@@ -41,6 +41,7 @@ _BUILTIN: Dict[str, str] = {
     "mf": "hadcore.detectors.mf:MF",
     "cemf": "hadcore.detectors.cemf:CEMF",
     "sam": "hadcore.detectors.sam:SAM",
+    "osp": "hadcore.detectors.osp:OSP",
 }
 
 

@@ -22,6 +22,13 @@ Notation: background mean :math:`\mu`, covariance :math:`C = L L^T` (Cholesky), 
   in radians (lower = more alike).
 - SID, spectral information divergence (Chang, IEEE TIT 46(5), 2000): the symmetric Kullback-Leibler
   divergence of the spectra normalised to sum 1 (lower = more alike; spectra must be positive).
+- OSP, orthogonal subspace projection (Harsanyi & Chang, IEEE TGRS 32(4), 1994, sec. III): the projector
+  :math:`P = I - U U^+` annihilates the undesired (background) signatures, the columns of :math:`U`; the
+  operator :math:`d^T P` then matches the target. Here on the background's affine subspace: :math:`d = t - \mu`
+  and :math:`y = d^T P (x - \mu) / d^T P d`, so the target scores 1 and the background mean 0 (the
+  least-squares abundance of the target, Chang, IEEE TGRS 43(3), 2005); :math:`U` is given
+  (:func:`osp_scores`), or the leading eigenvectors of the background covariance (:func:`osp`,
+  :func:`background_subspace`).
 
 Covariances are regularised only when singular: a diagonal load of ``ridge`` times their mean variance.
 """
@@ -35,7 +42,7 @@ import numpy as np
 from .errors import InputError, ParameterError
 
 __all__ = ["Whitener", "matched_filter", "mf_zscore", "mf_scores", "ace", "ace_scores", "cem", "cem_scores",
-           "spectral_angle", "sid"]
+           "spectral_angle", "sid", "background_subspace", "osp_filter", "osp_scores", "osp"]
 
 
 class Whitener:
@@ -166,3 +173,67 @@ def sid(X, target, eps: Optional[float] = None) -> np.ndarray:
     q = t / t.sum()
     p = np.maximum(p, e)
     return np.sum(p * np.log(p / q), axis=-1) + np.sum(q * np.log(q / p), axis=-1)
+
+
+def background_subspace(cov, n_background: int) -> np.ndarray:
+    """The leading eigenvectors of a background covariance ``cov`` (B, B): an orthonormal (B, k) basis of the
+    background's ``k`` largest-variance directions, the largest first, with ``k = min(n_background, B - 1,
+    rank)``: at most B - 1, so that :math:`P = I - U U^T` keeps a direction to score along; and no direction of
+    zero variance (below ``B * eps`` of the largest eigenvalue), which holds no background to annihilate and
+    whose basis would be arbitrary (a constant band, fewer pixels than bands)."""
+    C = np.asarray(cov, dtype=np.float64)
+    if C.ndim != 2 or C.shape[0] != C.shape[1]:
+        raise ParameterError(f"the background covariance must be square, got shape {C.shape}")
+    if int(n_background) < 0:
+        raise ParameterError(f"n_background must be 0 or more, got {n_background}")
+    lam, V = np.linalg.eigh(0.5 * (C + C.T))
+    lam, V = lam[::-1], V[:, ::-1]
+    top = float(lam[0]) if lam.size else 0.0
+    rank = int(np.count_nonzero(lam > max(top, 0.0) * C.shape[0] * np.finfo(float).eps)) if top > 0 else 0
+    k = max(0, min(int(n_background), C.shape[0] - 1, rank))
+    return np.ascontiguousarray(V[:, :k])
+
+
+def osp_filter(target, mean, U, rtol: float = 1e-6) -> np.ndarray:
+    r"""The vector ``f`` with OSP score ``(x - mean) @ f``: :math:`f = P d / d^T P d`, :math:`d = t - \mu`,
+    :math:`P = I - U U^+` for undesired signatures ``U`` (B, k) (any full or deficient rank; an orthonormal
+    ``U`` gives :math:`P = I - U U^T`). :math:`d^T P d` is computed as :math:`\|P d\|^2` (equal, as :math:`P`
+    is a symmetric idempotent; never negative in floating point).
+
+    A target whose difference from the mean keeps less than ``rtol`` of its energy outside the span of ``U``
+    (:math:`\|P d\|^2 < rtol \, \|d\|^2`) lies in the background subspace: its scores would be noise divided
+    by nearly zero, so it raises a one-line :class:`~hadcore.errors.InputError`."""
+    t = np.asarray(target, dtype=np.float64).ravel()
+    mu = np.asarray(mean, dtype=np.float64).ravel()
+    U = np.asarray(U, dtype=np.float64)
+    if U.ndim == 1:
+        U = U[:, None]
+    if t.size != mu.size or U.shape[0] != mu.size:
+        raise ParameterError(f"OSP inputs disagree: target of {t.size} bands, mean of {mu.size}, background "
+                             f"signatures {U.shape}")
+    d = t - mu
+    dd = float(d @ d)
+    if not np.all(np.isfinite(d)) or dd <= 1e-24 * max(1.0, float(np.abs(mu).max(initial=0.0))) ** 2:
+        raise ParameterError("the target equals the background mean (a zero vector after removing it): nothing "
+                             "to detect; choose another target spectrum")
+    Pd = d - U @ np.linalg.lstsq(U, d, rcond=None)[0] if U.shape[1] else d
+    dPd = float(Pd @ Pd)
+    if not dPd > rtol * dd:
+        raise InputError(f"the target lies in the background subspace: only {dPd / dd:.1e} of its energy (above "
+                         f"the background mean) is outside the {U.shape[1]} background components, below the "
+                         f"tolerance {rtol:g}; lower n_background")
+    return Pd / dPd
+
+
+def osp_scores(X, target, mean, U, rtol: float = 1e-6) -> np.ndarray:
+    r"""OSP scores of the rows of ``X`` (N, B): :math:`d^T P (x - \mu) / d^T P d` with :math:`d = t - \mu` and
+    :math:`P = I - U U^+` for undesired signatures ``U`` (B, k): 1 at the target, 0 at the background mean and
+    on any :math:`\mu + U \gamma` (see :func:`osp_filter`)."""
+    return (np.asarray(X, dtype=np.float64) - np.asarray(mean, dtype=np.float64)) @ osp_filter(target, mean, U,
+                                                                                                 rtol)
+
+
+def osp(X, target, mean, cov, n_background: int = 10, rtol: float = 1e-6) -> np.ndarray:
+    """OSP scores of the rows of ``X`` (N, B) against a background of mean ``mean`` whose ``n_background``
+    leading principal components (of ``cov``, :func:`background_subspace`) are annihilated: 1 at the target."""
+    return osp_scores(X, target, mean, background_subspace(cov, n_background), rtol)
