@@ -42,10 +42,12 @@ from .benchmark import benchmark  # noqa: E402
 from .catalog import info_cmd, inspect_cmd, list_cmd  # noqa: E402
 from .detect import detect_cmd  # noqa: E402
 from .layers import evaluate_cmd, vectorize_cmd  # noqa: E402
+from .spectra import spectra_cmd  # noqa: E402
 from .synth import synth  # noqa: E402
 from .train import train  # noqa: E402
 
-for _cmd in (list_cmd, info_cmd, inspect_cmd, detect_cmd, evaluate_cmd, vectorize_cmd, benchmark, synth, train):
+for _cmd in (list_cmd, info_cmd, inspect_cmd, detect_cmd, evaluate_cmd, vectorize_cmd, spectra_cmd, benchmark,
+             synth, train):
     main.add_command(_cmd)
 
 

@@ -20,7 +20,7 @@ from .metrics import normalize_scores, roc_curve
 if TYPE_CHECKING:  # annotations only
     from .benchmark import BenchmarkResult
 
-__all__ = ["make_figures", "have_matplotlib"]
+__all__ = ["make_figures", "have_matplotlib", "plot_detection_spectra", "spectra_html", "spectra_axis"]
 
 
 def have_matplotlib() -> bool:
@@ -168,3 +168,180 @@ def _colors(n: int):
 def _save(fig, path: Path, dpi: int) -> Path:
     fig.savefig(path, dpi=dpi)
     return path
+
+
+# ------------------------------------------------------------------------------------------------ detection spectra
+#: a gap is drawn where consecutive bands lie more than this many median band steps apart
+GAP_FACTOR = 1.8
+#: detection colours (the tab10 palette without its grey, which is the background's)
+_SPECTRA_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#bcbd22",
+                   "#17becf", "#393b79", "#637939", "#8c6d31"]
+
+
+def _need_matplotlib():
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise HadcoreError('plots need matplotlib: pip install "hadcore[plots]"') from None
+    return Figure, FigureCanvasAgg
+
+
+def spectra_axis(spectra):
+    """``(x, label, order, gaps)`` of the x axis of :func:`plot_detection_spectra`.
+
+    ``x`` the band centres in nm when the spectra carry wavelengths for every band, else the 1-based band
+    numbers; ``order`` sorts the bands by ``x``; ``gaps`` the positions ``i`` (into the sorted bands) after which
+    a line is broken: where ``x[i + 1] - x[i]`` exceeds :data:`GAP_FACTOR` times the median step, i.e. a band or
+    a window (water vapour, 1350-1450 nm) was left out, so that no line bridges it.
+    """
+    B = spectra.n_bands
+    wl = spectra.wavelengths
+    if wl is not None and len(wl) == B and np.all(np.isfinite(wl)):
+        x, label = np.asarray(wl, dtype=np.float64), "wavelength (nm)"
+    else:
+        bands = spectra.bands if spectra.bands is not None else np.arange(1, B + 1)
+        x, label = np.asarray(bands, dtype=np.float64), "band number"
+    order = np.argsort(x, kind="stable")
+    xs = x[order]
+    steps = np.diff(xs)
+    pos = steps[steps > 0]
+    gaps = np.zeros(0, dtype=np.int64)
+    if pos.size:
+        gaps = np.flatnonzero(steps > GAP_FACTOR * float(np.median(pos)))
+    return xs, label, order, gaps
+
+
+def _broken(x, gaps, *ys):
+    """``x`` and each of ``ys`` (sorted like ``x``) with a NaN inserted after every position of ``gaps``."""
+    if not len(gaps):
+        return (x,) + tuple(ys)
+    mid = (x[gaps] + x[gaps + 1]) / 2
+    xb = np.insert(x, gaps + 1, mid)
+    return (xb,) + tuple(np.insert(np.asarray(y, dtype=np.float64), gaps + 1, np.nan) for y in ys)
+
+
+def _match_text(m) -> str:
+    """``"name (3.2°)"`` of a layer row's ``match_1``/``angle_1`` (a dict), or a string as it is; "" if none."""
+    if m is None:
+        return ""
+    if isinstance(m, str):
+        return m
+    name = m.get("match_1")
+    if name is None or (isinstance(name, float) and not np.isfinite(name)) or str(name) == "":
+        return ""
+    angle = m.get("angle_1")
+    try:
+        angle = float(angle)
+    except (TypeError, ValueError):
+        angle = float("nan")
+    return f"{name} ({angle:.1f}°)" if np.isfinite(angle) else str(name)
+
+
+def _plot_ids(spectra, ids, default_max: int = 8):
+    if ids is None:
+        return [int(i) for i in spectra.ids[:default_max]]
+    out = [int(i) for i in ids]
+    for i in out:
+        spectra.spectrum(i)  # an unknown id: a one-line InputError naming the known ones
+    return out
+
+
+def plot_detection_spectra(spectra, path, ids=None, stat: str = "mean", title=None, matches=None,
+                           dpi: int = 110) -> Path:
+    """Plot detection spectra (:class:`hadcore.spectra.DetectionSpectra`) to ``path`` (PNG, or SVG/PDF by
+    extension) with the Agg backend, and return the path.
+
+    One line per detection of ``ids`` (default: the first 8): its mean spectrum with a shaded ±1 SD band
+    (``stat="mean"``), or its peak pixel's spectrum (``stat="peak"``); the background's mean as a grey dashed
+    line between dotted ±1 SD lines. x: wavelength (nm) when known, else band number, with gaps where bands
+    were left out (:func:`spectra_axis`); y: the spectra's ``units``, else "value". Legend entries read
+    "id N (P px)", followed by the best library match when ``matches`` (``{id: {"match_1": name, "angle_1":
+    degrees}}`` as the layer's attributes, or ``{id: text}``) has one.
+    """
+    if stat not in ("mean", "peak"):
+        raise HadcoreError(f"unknown spectrum statistic {stat!r}; use mean or peak")
+    Figure, FigureCanvasAgg = _need_matplotlib()
+    show = _plot_ids(spectra, ids)
+    matches = matches or {}
+    x, xlabel, order, gaps = spectra_axis(spectra)
+
+    fig = Figure(figsize=(10.0, 5.2))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    bm, bs = spectra.background_mean[order], spectra.background_std[order]
+    xb, m_b, lo_b, hi_b = _broken(x, gaps, bm, bm - bs, bm + bs)
+    ax.plot(xb, m_b, color="#555555", ls="--", lw=1.6, zorder=3,
+            label=f"background ({int(spectra.background_pixels)} px)")
+    ax.plot(xb, lo_b, color="#888888", ls=":", lw=0.9, zorder=3, label="background ±1 SD")
+    ax.plot(xb, hi_b, color="#888888", ls=":", lw=0.9, zorder=3)
+    for k, det_id in enumerate(show):
+        color = _SPECTRA_COLORS[k % len(_SPECTRA_COLORS)]
+        n_px = int(spectra.pixels[np.flatnonzero(spectra.ids == det_id)[0]])
+        label = f"id {det_id} ({n_px} px)"
+        extra = _match_text(matches.get(det_id))
+        if extra:
+            label += f": {extra}"
+        y = spectra.spectrum(det_id, stat)[order]
+        if stat == "mean":
+            sd = spectra.spectrum(det_id, "std")[order]
+            xd, yd, lo, hi = _broken(x, gaps, y, y - sd, y + sd)
+            ok = np.isfinite(lo) & np.isfinite(hi)
+            ax.fill_between(xd, np.where(ok, lo, 0.0), np.where(ok, hi, 0.0), where=ok, color=color, alpha=0.13,
+                            lw=0, zorder=1)
+        else:
+            xd, yd = _broken(x, gaps, y)
+        ax.plot(xd, yd, color=color, lw=1.5, zorder=4, label=label)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(spectra.units or "value")
+    if x.size:
+        pad = 0.01 * (x[-1] - x[0]) if x[-1] > x[0] else 0.5
+        ax.set_xlim(x[0] - pad, x[-1] + pad)
+    ax.grid(alpha=0.3)
+    what = "mean ± 1 SD" if stat == "mean" else "peak pixel"
+    ax.set_title(title or f"Detection spectra ({what})", fontsize=11)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, frameon=False)
+    fig.tight_layout()
+    out = Path(path)
+    fig.savefig(out, dpi=dpi)
+    return out
+
+
+def spectra_html(spectra, png_path=None, ids=None, matches=None, title=None, embed: bool = True) -> str:
+    """A small HTML report of detection spectra (for the QGIS plugin's result panel): a table of the
+    detections (id, pixels, and the best library match when ``matches`` has one, see
+    :func:`plot_detection_spectra`) and the plot ``png_path`` embedded as a base64 ``data:`` URI
+    (``embed=True``) or linked by its ``file:`` URI. ``ids``: the detections listed (default: all)."""
+    import base64
+    import html
+
+    show = [int(i) for i in spectra.ids] if ids is None else _plot_ids(spectra, ids)
+    matches = matches or {}
+    any_match = any(_match_text(matches.get(i)) for i in show)
+    head = "<tr><th>id</th><th>pixels</th>" + ("<th>best match</th>" if any_match else "") + "</tr>"
+    rows = []
+    for det_id in show:
+        n_px = int(spectra.pixels[np.flatnonzero(spectra.ids == det_id)[0]])
+        cells = f"<td>{det_id}</td><td align=\"right\">{n_px}</td>"
+        if any_match:
+            cells += f"<td>{html.escape(_match_text(matches.get(det_id)))}</td>"
+        rows.append(f"<tr>{cells}</tr>")
+    rows.append(f"<tr><td>background</td><td align=\"right\">{int(spectra.background_pixels)}</td>"
+                + ("<td></td>" if any_match else "") + "</tr>")
+    parts = []
+    if title:
+        parts.append(f"<h3>{html.escape(str(title))}</h3>")
+    axis = "wavelength (nm)" if spectra_axis(spectra)[1].startswith("wave") else "band number"
+    parts.append(f"<p>{len(spectra.ids)} detection(s), {spectra.n_bands} bands; x axis: {axis}; "
+                 f"values: {html.escape(spectra.units or 'as stored in the scene')}</p>")
+    parts.append('<table border="1" cellspacing="0" cellpadding="3">' + head + "".join(rows) + "</table>")
+    if png_path is not None:
+        p = Path(png_path)
+        if embed:
+            mime = {".svg": "image/svg+xml", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}.get(p.suffix.lower(),
+                                                                                              "image/png")
+            src = f"data:{mime};base64,{base64.b64encode(p.read_bytes()).decode('ascii')}"
+        else:
+            src = p.resolve().as_uri()
+        parts.append(f'<p><img src="{src}" alt="detection spectra"/></p>')
+    return "<div>" + "".join(parts) + "</div>"

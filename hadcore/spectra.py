@@ -143,7 +143,11 @@ class SpectraCollector:
                units: Optional[str] = None) -> "DetectionSpectra":
         """The :class:`DetectionSpectra` of the detections in ``labels`` (the score grid's label image,
         :func:`hadcore.components.label_detections`), ``table`` their rows (``id``, ``peak_row``, ``peak_col``);
-        ``source`` the scene source (raw blocks), read again only for what the pass did not keep."""
+        ``source`` the scene source (raw blocks), read again only for what the pass did not keep.
+
+        ``labels`` must mark valid pixels only (detections of finite scores are). On a swath product a
+        detection's ``pixels`` counts map-grid pixels (a swath pixel the lookup table shows twice counts twice,
+        as it covers twice the map area); the background counts each swath pixel once."""
         return detection_spectra(self, labels, table, source, output=output, wavelengths=wavelengths,
                                  band_numbers=band_numbers, units=units)
 
@@ -229,8 +233,8 @@ class DetectionSpectra:
             return np.asarray(cols[name], dtype=np.float64)[order]
 
         ids_o = ids[order]
-        uid = np.unique(ids_o[ids_o > 0])
-        if (ids_o.size - B) != uid.size * B:
+        uid, counts = np.unique(ids_o[ids_o > 0], return_counts=True)
+        if np.any(counts != B) or np.any(ids_o < 0):
             raise InputError("the detection-spectra table is ragged: every id needs one row per band")
         shape = (uid.size, B)
         mean, std, peak, pix = arr("mean"), arr("std"), arr("peak"), np.asarray(cols["pixels"])[order]
@@ -349,13 +353,17 @@ def detection_spectra(col: SpectraCollector, labels, table, source, output=None,
                 pixels[k] = b - a
                 mean[k] = part.mean(axis=0)
                 std[k] = part.std(axis=0)
+    by_key = np.argsort(keys, kind="stable")
     for k, row in enumerate(table):
         pr, pc = int(row["peak_row"]), int(row["peak_col"])
         if output is not None:
             pr, pc = int(output.rows[pr, pc]), int(output.cols[pr, pc])
         pk = np.int64(pr) * W_src + pc
-        hit = np.flatnonzero(keys == pk)
-        peak[k] = spectra[hit[0]] if hit.size else _read_pixels(source, np.array([pk]), W_src)[0]
+        at = int(np.searchsorted(keys, pk, sorter=by_key)) if keys.size else 0
+        if at < keys.size and keys[by_key[at]] == pk:
+            peak[k] = spectra[by_key[at]]
+        else:
+            peak[k] = _read_pixels(source, np.array([pk]), W_src)[0]
     wl = None if wavelengths is None else np.asarray(wavelengths, dtype=np.float64)
     bands = None if band_numbers is None else np.asarray(band_numbers, dtype=np.int64)
     return DetectionSpectra(ids=uid, pixels=pixels, mean=mean, std=std, peak=peak, background_mean=bg_mean,
