@@ -107,8 +107,12 @@ def detect_cmd(args, output, out_dir, params, bands, wavelengths, bad_bands, no_
     name, inputs = split_name(args)
     det = build_detector(name, params, seed)
     red = parse_reduce(reduce_spec)
-    if parse_threshold(threshold).kind == "fpr" and det.null_distribution != "chi2":
-        raise ParameterError(f"threshold 'fpr' assumes chi-square RX scores; {det.name!r} scores are not")
+    if parse_threshold(threshold).kind == "fpr":
+        if det.null_distribution is None:
+            raise ParameterError(f"threshold 'fpr' needs scores with a known null distribution; {det.name!r} "
+                                 "scores have none")
+        if normalize:
+            raise ParameterError("threshold 'fpr:' applies to unscaled scores; drop --normalize")
     if (output is None) == (out_dir is None):
         raise click.UsageError("give exactly one of -o/--output (one input) or --out-dir")
     if output is not None and len(inputs) != 1:
@@ -297,7 +301,7 @@ def _detect_one(det, inp, score_out, vec_out, *, bands, wl_range, bad_bands, ort
         from hadcore.vectorize import frame_from_labels, write_detections
 
         labels, table = label_detections(scores, threshold, connectivity=int(connectivity), min_size=min_size,
-                                         n_bands=n_bands)
+                                         n_bands=n_bands, null=_null_law(det, threshold, n_bands))
         found, extra = None, None
         if collector is not None:
             found = collector.finish(labels, table, scene.source, output=scene.output, wavelengths=scene.wavelengths,
@@ -329,6 +333,14 @@ def _detect_one(det, inp, score_out, vec_out, *, bands, wl_range, bad_bands, ort
     return record
 
 
+def _null_law(det, threshold, n_bands):
+    """The fitted detector's null law when the threshold is ``fpr:`` (the law of ACE or MF scores depends on the
+    bands, MF's on its fit), else None."""
+    from hadcore.threshold import parse_threshold
+
+    return det.null_law(n_bands) if parse_threshold(threshold).kind == "fpr" else None
+
+
 def _exclusion_mask(det, scene, spec, *, threshold, connectivity, min_size, mem_limit, client, threads, quiet):
     """The (H, W) mask on the scored grid (a swath product's swath) of ``--exclude``: the polygons of a vector
     layer (every pixel they touch), or the detections of a first run of ``det`` at ``threshold`` grown by one
@@ -348,7 +360,7 @@ def _exclusion_mask(det, scene, spec, *, threshold, connectivity, min_size, mem_
             run_scene(det, scene.source, sink, mem_limit_mb=mem_limit, progress=bar, client=client,
                       threads=threads)
         labels, _ = label_detections(sink.array, threshold, connectivity=int(connectivity), min_size=min_size,
-                                     n_bands=scene.shape[2])
+                                     n_bands=scene.shape[2], null=_null_law(det, threshold, scene.shape[2]))
         return ndimage.binary_dilation(labels > 0, structure=np.ones((3, 3), bool))
     from hadcore.vectorize import rasterize_layer
 

@@ -41,20 +41,16 @@ def detections_to_frame(
     connectivity: int = 8,
     min_size: int = 1,
     n_bands: Optional[int] = None,
+    null=None,
 ):
     """A GeoDataFrame with one polygon per detection.
 
     Columns: ``id`` (1 = highest peak), ``pixels``, ``area`` (pixels x pixel area, CRS units squared),
     ``peak`` and ``mean`` score, ``peak_x``/``peak_y`` (centre of the peak pixel in CRS coordinates),
-    ``threshold`` (the score value used).
+    ``threshold`` (the score value used). ``null``: the scores' :class:`hadcore.threshold.NullLaw` for ``fpr:``.
     """
-    import geopandas as gpd
-    from affine import Affine
-    from rasterio import features
-    from shapely.geometry import shape
-    from shapely.ops import unary_union
-
-    labels, table = label_detections(scores, threshold, connectivity=connectivity, min_size=min_size, n_bands=n_bands)
+    labels, table = label_detections(scores, threshold, connectivity=connectivity, min_size=min_size, n_bands=n_bands,
+                                     null=null)
     return frame_from_labels(labels, table, transform=transform, crs=crs, connectivity=connectivity)
 
 
@@ -216,7 +212,9 @@ def _gpkg_spectra(p: Path, columns):
             for t in tables:
                 have = {r[1] for r in con.execute(f'PRAGMA table_info("{t}")')}
                 if set(columns) <= have:
-                    rows = con.execute(f'SELECT {", ".join(chr(34) + c + chr(34) for c in columns)} FROM "{t}"')
+                    # the table name comes from the file's own catalogue, the columns are ours; both quoted
+                    query = f'SELECT {", ".join(chr(34) + c + chr(34) for c in columns)} FROM "{t}"'  # nosec B608
+                    rows = con.execute(query)
                     data = np.array([[np.nan if v is None else v for v in r] for r in rows], dtype=np.float64)
                     data = data.reshape(-1, len(columns))
                     return {c: data[:, i] for i, c in enumerate(columns)}

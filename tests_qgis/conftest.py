@@ -38,7 +38,7 @@ FAST_PARAMS = {
     "pdbsnet": {"epochs": 2},
     "gthad": {"epochs": 2, "embed": 16},
     # target detectors: a target given by its values, one per band of the 20-band crop (it has no wavelengths)
-    **{name: {"target": ",".join(str(1000 + 40 * k) for k in range(20))} for name in ("ace", "mf", "cemf", "sam")},
+    **{name: {"target": ",".join(str(1000 + 40 * k) for k in range(20))} for name in ("ace", "mf", "cemf", "osp", "sam")},
 }
 
 

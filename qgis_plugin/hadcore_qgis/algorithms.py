@@ -25,6 +25,7 @@ from qgis.core import (
     QgsProcessingParameterEnum,
     QgsProcessingParameterFeatureSink,
     QgsProcessingParameterFile,
+    QgsProcessingParameterFileDestination,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
@@ -37,7 +38,7 @@ from .helptext import detector_help, family_group
 from .loader import load_hadcore
 
 COMMON_NAMES = ("INPUT", "PRODUCT", "BANDS", "BAD_BANDS", "SCALE", "OUTPUT", "THRESHOLD", "CONNECTIVITY",
-                "MIN_SIZE", "DETECTIONS", "N_DETECTIONS", "SECONDS")
+                "MIN_SIZE", "DETECTIONS", "SPECTRA", "REPORT", "N_DETECTIONS", "SECONDS")
 #: the file filter of the PRODUCT input (sniffing is by content: "All files" for AVIRIS-NG images without
 #: an extension)
 PRODUCT_FILTER = ("Sensor products (*.nc *.NC *.he5 *.HE5 *.h5 *.hdf5 *.xml *.XML *.hdr *.img *.dat *.bsq *.bil "
@@ -98,6 +99,36 @@ def detection_fields() -> QgsFields:
     for name in ("area", "peak", "mean", "peak_x", "peak_y"):
         fields.append(compat.field(name, "double"))
     return fields
+
+
+def spectra_fields() -> QgsFields:
+    """The detection-spectra table (:data:`hadcore.spectra.SPECTRA_COLUMNS`): one row per detection and band."""
+    fields = QgsFields()
+    for name, kind in (("id", "int"), ("band", "int"), ("wavelength_nm", "double"), ("mean", "double"),
+                       ("std", "double"), ("peak", "double"), ("pixels", "int")):
+        fields.append(compat.field(name, kind))
+    return fields
+
+
+def write_spectra(sink, spectra) -> int:
+    """Add the rows of ``spectra`` (:class:`hadcore.spectra.DetectionSpectra`) to a table ``sink``."""
+    import math
+
+    cols = spectra.to_columns()
+    fields = spectra_fields()
+    n = len(cols["id"])
+    for i in range(n):
+        feat = QgsFeature(fields)
+        vals = []
+        for name in ("id", "band", "wavelength_nm", "mean", "std", "peak", "pixels"):
+            v = cols[name][i]
+            if name in ("id", "band", "pixels"):
+                vals.append(int(v))
+            else:
+                vals.append(None if not math.isfinite(float(v)) else float(v))
+        feat.setAttributes(vals)
+        sink.addFeature(feat, compat.SINK_FAST_INSERT)
+    return n
 
 
 def write_detections(sink, labels, table, info, connectivity, feedback) -> int:
@@ -192,6 +223,12 @@ class DetectorAlgorithm(_Base):
         _add_detection_params(self, with_sink_optional=True)
         self.addParameter(QgsProcessingParameterFeatureSink(
             "DETECTIONS", tr("Detections"), compat.SOURCE_VECTOR_POLYGON, optional=True, createByDefault=False))
+        self.addParameter(QgsProcessingParameterFeatureSink(
+            "SPECTRA", tr("Spectra of the detections (mean, SD, peak; id 0 = background)"),
+            compat.SOURCE_VECTOR_TABLE, optional=True, createByDefault=False))
+        self.addParameter(QgsProcessingParameterFileDestination(
+            "REPORT", tr("Spectra report (HTML, with the plot)"), fileFilter="HTML files (*.html)", optional=True,
+            createByDefault=False))
         self.addOutput(QgsProcessingOutputNumber("N_DETECTIONS", tr("Number of detections")))
         self.addOutput(QgsProcessingOutputNumber("SECONDS", tr("Detector run time (s)")))
 
@@ -251,6 +288,7 @@ class DetectorAlgorithm(_Base):
                                       geotransform=None if scene.transform is None else tuple(scene.transform.to_gdal()),
                                       projection="" if scene.crs is None else scene.crs.to_wkt())
             bands = list(scene.band_indices)
+            scene_wl = scene.wavelengths
             crs = QgsCoordinateReferenceSystem(info.projection) if info.projection else QgsCoordinateReferenceSystem()
             for note in scene.notes:
                 feedback.pushInfo(f"{os.path.basename(product_path)}: {note}")
@@ -258,6 +296,7 @@ class DetectorAlgorithm(_Base):
             layer, ds = self._raster(parameters, "INPUT", context)
             info = gdal_io.raster_info(ds)
             # the same rule as the CLI and hadcore.detect: the file's bbl flags, auto, none, lists
+            scene_wl = None
             bands, notes, layer_wl, layer_fw = gdal_io.choose_bands_with_wavelengths(
                 ds, layer.source(), spec or None, bad)
             for note in notes:
@@ -274,13 +313,18 @@ class DetectorAlgorithm(_Base):
         scale = self.parameterAsBool(parameters, "SCALE", context)
         sink, sink_id = self.parameterAsSink(parameters, "DETECTIONS", context, detection_fields(),
                                              compat.WKB_MULTIPOLYGON, crs)
-        if sink is not None:
+        spectra_sink, spectra_id = self.parameterAsSink(parameters, "SPECTRA", context, spectra_fields(),
+                                                        compat.WKB_NO_GEOMETRY, QgsCoordinateReferenceSystem())
+        report = (self.parameterAsFileOutput(parameters, "REPORT", context) or "").strip() \
+            if parameters.get("REPORT") not in (None, "") else ""
+        want_spectra = spectra_sink is not None or bool(report)
+        if sink is not None or want_spectra:
             from hadcore.threshold import parse_threshold
 
             if parse_threshold(threshold).kind == "fpr":
-                if detector.null_distribution != "chi2":
-                    raise QgsProcessingException(f"threshold 'fpr' assumes chi-square RX scores; "
-                                                 f"{self._name!r} scores are not")
+                if detector.null_distribution is None:
+                    raise QgsProcessingException(f"threshold 'fpr' needs scores with a known null distribution; "
+                                                 f"{self._name!r} scores have none")
                 if scale:
                     raise QgsProcessingException("threshold 'fpr:' applies to unscaled scores; set SCALE to false")
         feedback.pushInfo(f"{detector!r} on {info.height} x {info.width} pixels, {len(bands)} of {info.count} bands")
@@ -289,6 +333,11 @@ class DetectorAlgorithm(_Base):
 
         mem_limit = self.parameterAsInt(parameters, "MEM_LIMIT", context)
         source = scene.source if scene is not None else gdal_io.GdalSource(ds, bands)
+        collector = None
+        if want_spectra:  # gathered in the pass that writes the scores (hadcore.spectra)
+            from hadcore.spectra import SpectraCollector
+
+            collector = SpectraCollector(len(bands), source.shape[1])
         out_path = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
         # the score-layer tags every hadcore writer writes (hadcore.tags): the CLI reads them back
         metadata = score_tags(self._name, detector.get_params(), n_bands=len(bands), bands=bands, normalized=scale,
@@ -301,7 +350,8 @@ class DetectorAlgorithm(_Base):
         try:
             # the CLI's and hadcore.detect's entry; a swath product (EMIT) is re-grided onto its map grid there
             run_info = run_scene(detector, source, out, output=scene.output if scene is not None else None,
-                                 mem_limit_mb=mem_limit or None, progress=self._progress(feedback, 0.0, 90.0))
+                                 mem_limit_mb=mem_limit or None, progress=self._progress(feedback, 0.0, 90.0),
+                                 observer=collector)
             out.metadata.update(run_info.detector_tags)
             for key, value in run_info.detector_tags.items():
                 feedback.pushInfo(f"{self._name}: {key} = {value}")
@@ -314,30 +364,66 @@ class DetectorAlgorithm(_Base):
         finally:
             cache.__exit__(None, None, None)
         seconds = time.perf_counter() - t0
-        ds = None
-        source = None
         feedback.pushInfo(f"{self._name}: {seconds:.2f} s, {run_info.plan.n_blocks} block(s) under "
                           f"{run_info.plan.budget // 2**20} MB")
         feedback.setProgress(95.0)
         results = {"OUTPUT": out_path, "SECONDS": seconds, "N_DETECTIONS": 0}
-        if sink is not None:
+        if sink is not None or want_spectra:
             from hadcore.components import label_detections
 
             conn = 8 if self.parameterAsEnum(parameters, "CONNECTIVITY", context) == 0 else 4
             min_size = self.parameterAsInt(parameters, "MIN_SIZE", context)
             # the one-band score layer (the input is B times larger), read back whole
             scores = gdal_io.read_band(gdal_io.open_raster(out_path), 1)
+            from hadcore.threshold import parse_threshold
+
+            law = detector.null_law(len(bands)) if parse_threshold(threshold).kind == "fpr" else None
             labels, table = label_detections(scores, threshold, connectivity=conn, min_size=min_size,
-                                             n_bands=len(bands))
-            n = write_detections(sink, labels, table, info, conn, feedback)
-            feedback.pushInfo(f"{n} detection(s) at threshold {threshold}")
-            results.update(DETECTIONS=sink_id, N_DETECTIONS=n)
+                                             n_bands=len(bands), null=law)
+            results["N_DETECTIONS"] = len(table)
+            if sink is not None:
+                n = write_detections(sink, labels, table, info, conn, feedback)
+                feedback.pushInfo(f"{n} detection(s) at threshold {threshold}")
+                results.update(DETECTIONS=sink_id, N_DETECTIONS=n)
+            if want_spectra:
+                import numpy as np
+
+                found = collector.finish(labels, table, source, output=scene.output if scene is not None else None,
+                                         wavelengths=scene_wl if scene is not None else layer_wl,
+                                         band_numbers=np.asarray(bands) + 1)
+                for note in found.notes:
+                    feedback.pushInfo(note)
+                if spectra_sink is not None:
+                    write_spectra(spectra_sink, found)
+                    results["SPECTRA"] = spectra_id
+                if report:
+                    self._write_report(found, report, feedback)
+                    results["REPORT"] = report
+        ds = None
+        source = None
         # when Processing loads the outputs: named after detector and input, styled, detections on top
         styling.attach_detector_outputs(context, self._name,
                                         styling.source_name(product_path) if product_path else layer.name(),
                                         out_path, sink_id if sink is not None else None)
         feedback.setProgress(100.0)
         return results
+
+
+    def _write_report(self, found, path, feedback):
+        """The HTML report of the detections' spectra, the plot embedded (PNG beside it as well)."""
+        from hadcore.plots import have_matplotlib, plot_detection_spectra, spectra_html
+
+        png = None
+        if have_matplotlib():
+            png = os.path.splitext(path)[0] + "_spectra.png"
+            plot_detection_spectra(found, png, title=f"hadcore {self._name}: spectra of the detections")
+        else:
+            feedback.pushInfo("the report has no plot: matplotlib is not installed in QGIS's Python")
+        text = spectra_html(found, png, title=f"hadcore {self._name}: spectra of the detections")
+        tmp = path + ".part"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
 
 
 def _requirements_html(name: str, requires) -> str:

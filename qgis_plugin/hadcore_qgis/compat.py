@@ -41,6 +41,7 @@ def resolve(*names: str):
 MSG_INFO = resolve("Qgis.MessageLevel.Info")
 MSG_WARNING = resolve("Qgis.MessageLevel.Warning")
 # processing parameters and outputs
+SOURCE_VECTOR_TABLE = resolve("Qgis.ProcessingSourceType.Vector", "QgsProcessing.SourceType.TypeVector")
 SOURCE_VECTOR_POLYGON = resolve("Qgis.ProcessingSourceType.VectorPolygon", "QgsProcessing.SourceType.TypeVectorPolygon")
 NUMBER_INTEGER = resolve("Qgis.ProcessingNumberParameterType.Integer", "QgsProcessingParameterNumber.Type.Integer")
 NUMBER_DOUBLE = resolve("Qgis.ProcessingNumberParameterType.Double", "QgsProcessingParameterNumber.Type.Double")
@@ -49,6 +50,7 @@ PARAMETER_FLAG_ADVANCED = resolve("Qgis.ProcessingParameterFlag.Advanced",
                                   "QgsProcessingParameterDefinition.Flag.FlagAdvanced")
 SINK_FAST_INSERT = resolve("QgsFeatureSink.Flag.FastInsert")
 WKB_MULTIPOLYGON = resolve("Qgis.WkbType.MultiPolygon", "QgsWkbTypes.Type.MultiPolygon")
+WKB_NO_GEOMETRY = resolve("Qgis.WkbType.NoGeometry", "QgsWkbTypes.Type.NoGeometry")
 # raster rendering
 SHADER_LINEAR = resolve("Qgis.ShaderInterpolationMethod.Linear", "QgsColorRampShader.Type.Interpolated")
 SHADER_CONTINUOUS = resolve("Qgis.ShaderClassificationMethod.Continuous",
