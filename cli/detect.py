@@ -234,8 +234,8 @@ def _dask_client(scheduler, workers):
 
 
 def _detect_one(det, inp, score_out, vec_out, *, bands, wl_range, bad_bands, ortho=True, spectra=True, library=None,
-                matches=3, exclude=None, threshold, connectivity, min_size, normalize, gt_path, mem_limit, red, cog, client,
-                threads=None, overwrite, quiet):
+                matches=3, exclude=None, threshold, connectivity, min_size, normalize, gt_path, mem_limit, red, cog,
+                client, threads=None, overwrite, quiet):
     import numpy as np
 
     from hadcore.engine import run_scene

@@ -152,6 +152,17 @@ class Detector:
         """
         return self._detect(block, mask, progress)
 
+    def _score_at(self, block: np.ndarray, mask: np.ndarray, origin, progress: Progress) -> np.ndarray:
+        """:meth:`_score` of a block read at ``origin`` ((row, column) of its first pixel in the scene; None where
+        the executor does not know it: the chunks of a lazy dask array). The engine calls this; detectors whose
+        state depends on the position (a target detector's background per sensor column) override it, the
+        others override :meth:`_score` only."""
+        return self._score(block, mask, progress)
+
+    def _refine_at(self, block: np.ndarray, mask: np.ndarray, origin) -> Any:
+        """:meth:`_refine_block` of a block read at ``origin`` (see :meth:`_score_at`)."""
+        return self._refine_block(block, mask)
+
     #: share of an in-memory run's progress given to the fit (the rest to scoring); trained detectors raise it
     FIT_SHARE = 0.3
 
@@ -166,8 +177,11 @@ class Detector:
         if type(self)._score is Detector._score:
             raise NotImplementedError(f"{type(self).__name__} implements neither _detect nor _score")
         f = self.FIT_SHARE
-        self._fit(fit_data_from_cube(cube, mask, self.context()), progress.sub(0.0, f))
-        return self._score(cube, mask, progress.sub(f, 1.0))
+        ctx = self.context()
+        self._fit(fit_data_from_cube(cube, mask, ctx), progress.sub(0.0, f))
+        if ctx.refine:
+            self._refine_finish(self._refine_at(cube, mask, (0, 0)))
+        return self._score_at(cube, mask, (0, 0), progress.sub(f, 1.0))
 
     # refine pass (Context.refine): after _fit, every block is seen once more with the fitted state
     def _refine_block(self, block: np.ndarray, mask: np.ndarray) -> Any:
@@ -225,7 +239,7 @@ class Detector:
         ctx = self.context()
         self._fit(fit_data_from_cube(X, valid, ctx), prog)
         if ctx.refine:
-            self._refine_finish(self._refine_block(X, valid))
+            self._refine_finish(self._refine_at(X, valid, (0, 0)))
         self.fitted_bands_ = X.shape[2]
         prog.update(1.0)
         return self
@@ -239,7 +253,7 @@ class Detector:
         X, valid = prepare_cube(cube, mask, min_bands=self.min_bands, min_pixels=1, who=self.name)
         if X.shape[2] != fitted:
             raise InputError(f"{self.name}: fitted on {fitted} bands, the block has {X.shape[2]}")
-        out = np.asarray(self._score(X, valid, prog)).astype(np.float32, copy=True)
+        out = np.asarray(self._score_at(X, valid, None, prog)).astype(np.float32, copy=True)
         out[~valid] = np.nan
         prog.update(1.0)
         return out

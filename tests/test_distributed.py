@@ -444,3 +444,27 @@ def test_detect_with_a_client_runs_on_the_workers(cluster, scenes):
     done = [rec for rec in cluster.stream() if rec["key"] not in before]
     ran = {rec["worker"] for rec in done if _key_prefix(rec["key"]) == "hadcore-score"}
     assert ran and ran <= set(workers)
+
+
+def test_target_detector_on_the_cluster_columns_exclude_and_spectra(cluster, scenes, tmp_path):
+    """A target from a detection, one background per column, the first pass's detections out of it, and the
+    detections' spectra: on the workers as in this process (the spectra read again after a cluster run)."""
+    from hadcore.vectorize import read_detection_spectra
+
+    cluster.ensure(2)
+    path, mem = scenes["small"], scenes["rx_mem"]
+    r = _cli("detect", "rx", path, "-o", tmp_path / "rx.tif", "--vector", tmp_path / "rx.gpkg", "-q")
+    assert r.exit_code == 0, r.output
+    common = ["-p", f"target={tmp_path / 'rx.gpkg'}:1", "-p", "background=columns", "--exclude", "first-pass",
+              "--threshold", "top:20", "--mem-limit", mem]
+    r = _cli("detect", "mf", path, "-o", tmp_path / "here.tif", "--vector", tmp_path / "here.gpkg", *common)
+    assert r.exit_code == 0, r.output
+    r = _cli("detect", "mf", path, "-o", tmp_path / "there.tif", "--vector", tmp_path / "there.gpkg", *common,
+             "--scheduler", cluster.address)
+    assert r.exit_code == 0 and "read again for the background" in r.output, r.output
+    here, there = read_scores(tmp_path / "here.tif")[0], read_scores(tmp_path / "there.tif")[0]
+    np.testing.assert_allclose(there, here, rtol=1e-5, atol=1e-6, equal_nan=True)
+    a, b = read_detection_spectra(tmp_path / "here.gpkg"), read_detection_spectra(tmp_path / "there.gpkg")
+    np.testing.assert_array_equal(a.ids, b.ids)
+    np.testing.assert_allclose(b.mean, a.mean, rtol=1e-10)
+    np.testing.assert_allclose(b.background_mean, a.background_mean, rtol=1e-10)

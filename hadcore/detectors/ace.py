@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..params import Param
 from ..targets import ace_scores
-from .target_base import WhitenedTargetDetector, ridge_param, target_param
+from .target_base import WhitenedTargetDetector, background_param, ridge_param, target_param
 
 __all__ = ["ACE"]
 
@@ -44,11 +44,12 @@ class ACE(WhitenedTargetDetector):
         target_param(),
         Param("signed", "bool", False, "Keep the sign of the correlation (the cosine): anti-target pixels score "
               "lowest."),
+        background_param(),
         ridge_param(),
     )
 
-    def _whitened_scores(self, pixels):
-        return ace_scores(self.whitener_, pixels, self.target_, signed=self.signed)
+    def _whitened_scores(self, pixels, w=None):
+        return ace_scores(self.whitener_ if w is None else w, pixels, self.target_, signed=self.signed)
 
     def null_law(self, n_bands=None):
         """``beta:0.5:(B-1)/2`` (``signed-beta`` with ``signed``) for ``n_bands`` = B bands (default: the bands

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..targets import cem_scores
-from .target_base import WhitenedTargetDetector, ridge_param, target_param
+from .target_base import WhitenedTargetDetector, background_param, ridge_param, target_param
 
 __all__ = ["CEMF"]
 
@@ -27,6 +27,7 @@ class CEMF(WhitenedTargetDetector):
                  "'Hyperspectral Imaging', Kluwer, 2003, ch. 2.")
     params = (
         target_param(),
+        background_param(),
         ridge_param("correlation matrix, relative to its mean diagonal"),
     )
 
@@ -34,5 +35,5 @@ class CEMF(WhitenedTargetDetector):
         mu = moments.mean
         return np.zeros_like(mu), moments.cov(ddof=0) + np.outer(mu, mu)
 
-    def _whitened_scores(self, pixels):
-        return cem_scores(self.whitener_, pixels, self.target_)
+    def _whitened_scores(self, pixels, w=None):
+        return cem_scores(self.whitener_ if w is None else w, pixels, self.target_)

@@ -6,7 +6,7 @@ import numpy as np
 
 from ..params import Param
 from ..targets import mf_scores
-from .target_base import WhitenedTargetDetector, ridge_param, target_param
+from .target_base import WhitenedTargetDetector, background_param, ridge_param, target_param
 
 __all__ = ["MF"]
 
@@ -44,11 +44,12 @@ class MF(WhitenedTargetDetector):
         target_param(),
         Param("scale", "choice", "target", "target: 1 at the target spectrum; zscore: in background standard "
               "deviations.", choices=("target", "zscore")),
+        background_param(),
         ridge_param(),
     )
 
-    def _whitened_scores(self, pixels):
-        return mf_scores(self.whitener_, pixels, self.target_, zscore=self.scale == "zscore")
+    def _whitened_scores(self, pixels, w=None):
+        return mf_scores(self.whitener_ if w is None else w, pixels, self.target_, zscore=self.scale == "zscore")
 
     def null_law(self, n_bands=None):
         """``normal:0:1`` on the ``zscore`` scale; ``normal:0:1/sqrt(s^T s)`` on the ``target`` scale, from the
@@ -58,6 +59,9 @@ class MF(WhitenedTargetDetector):
 
         if self.scale == "zscore":
             return NullLaw.normal(0.0, 1.0)
+        if self._columns():
+            raise ParameterError(f"{self.name}: with background=columns the target scale's null law differs from "
+                                 "column to column; use scale=zscore for fpr: thresholds")
         w, t = getattr(self, "whitener_", None), getattr(self, "target_", None)
         if w is None or t is None:
             raise ParameterError(f"{self.name}: the null law of scale=target depends on the background; it is "
@@ -70,6 +74,6 @@ class MF(WhitenedTargetDetector):
 
     def run_report(self, clear: bool = False):
         """The scores' null law from the run's fit, as the layer tag ``null_law`` (:mod:`hadcore.tags`)."""
-        if self.scale == "target" and getattr(self, "whitener_", None) is None:
+        if self.scale == "target" and (getattr(self, "whitener_", None) is None or self._columns()):
             return {}
         return {"null_law": str(self.null_law())}

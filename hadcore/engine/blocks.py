@@ -33,8 +33,10 @@ def collect_block(source: Source, window: Window, want_moments: bool, sample_siz
 
 
 def score_window(det: Detector, source: Source, window: Window, halo: int, progress: Optional[Progress] = None,
-                 blend: bool = False):
-    """Score one block: read it with its halo, score, keep the interior.
+                 blend: bool = False, placed: bool = True):
+    """Score one block: read it with its halo, score, keep the interior. ``placed``: the window is in scene
+    coordinates (the detector is told the block's origin, :meth:`Detector._score_at`); False for a chunk of
+    a lazy dask array, whose place the task does not know.
 
     Returns ``(outer_window, scores float32 (h, w) of the interior, or of the whole outer window when blend)``.
     Blocks without valid pixels, or (blend) with fewer than ``min_pixels``, are NaN.
@@ -47,7 +49,7 @@ def score_window(det: Detector, source: Source, window: Window, halo: int, progr
     if n == 0 or (blend and n < det.min_pixels):
         s = np.full(valid.shape, np.nan, dtype=np.float32)
     else:
-        s = np.asarray(det._score(X, valid, prog), dtype=np.float32)
+        s = np.asarray(det._score_at(X, valid, (R0, C0) if placed else None, prog), dtype=np.float32)
         if s.shape != valid.shape:
             raise RuntimeError(f"{det.name}: _score returned shape {s.shape}, expected {valid.shape}")
         s = s.copy()

@@ -107,7 +107,7 @@ def _block_task(source: Source, proj, window: Window):
 @_task
 def _refine_task(det: Detector, source: Source, proj, window: Window):
     X, valid = _source(source, proj).block(*window)
-    return det._refine_block(X, valid)
+    return det._refine_at(X, valid, (window[0], window[2]))
 
 
 @_task

@@ -62,21 +62,22 @@ def _chunk_read(block, nodata, proj):
 @_one_thread
 def _chunk_refine(det, block, nodata, proj):
     X, valid = _chunk_read(block, nodata, proj)
-    return det._refine_block(X, valid)
+    return det._refine_at(X, valid, None)
 
 
 @_one_thread
 def _chunk_score(block, det=None, nodata=None, proj=None):
     """Scores of a block read with its halo (map_overlap trims the halo)."""
     h, w = block.shape[:2]
-    _, s = score_window(det, _block_source(block, nodata, proj), (0, h, 0, w), 0)
+    _, s = score_window(det, _block_source(block, nodata, proj), (0, h, 0, w), 0, placed=False)
     return s
 
 
 @_one_thread
 def _tile_score(outer_block, det, nodata, proj):
     h, w = outer_block.shape[:2]
-    _, s = score_window(det, _block_source(outer_block, nodata, proj), (0, h, 0, w), 0, None, blend=True)
+    _, s = score_window(det, _block_source(outer_block, nodata, proj), (0, h, 0, w), 0, None, blend=True,
+                        placed=False)
     return s
 
 

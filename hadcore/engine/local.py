@@ -64,7 +64,7 @@ class LocalPasses:
         merged = None
         for i, (r0, r1, c0, c1) in enumerate(windows):
             X, valid = self.src.block(r0, r1, c0, c1)
-            part = det._refine_block(X, valid)
+            part = det._refine_at(X, valid, (r0, c0))
             del X, valid  # not held while the next block (or the score pass) is read
             merged = part if merged is None else det._refine_merge(merged, part)
             prog.update((i + 1) / len(windows))
