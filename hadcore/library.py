@@ -89,12 +89,14 @@ class SpectralLibrary:
         Gaussian band responses where the scene's FWHM is known, linear interpolation otherwise
         (:mod:`hadcore.resample`). A band the library does not cover (beyond its range, or in a gap wider than
         ``max_gap`` nm) is NaN in ``values`` and False in ``covered``: nothing is extrapolated; the caller
-        reports it (:meth:`coverage_note`).
+        reports it (:meth:`coverage_note`). A band at the library's very end is covered by the part of its
+        response the library measures (``edges="centre"`` of :func:`hadcore.resample.response_matrix`), so a
+        library sampled on the scene's own band centres covers every band.
         """
         if self.wavelengths is None:
             raise ParameterError(f"library {self.source or ''} has no wavelengths: it cannot be matched to the "
                                  "scene's bands")
-        M, covered = response_matrix(self.wavelengths, wavelengths_nm, fwhm_nm, max_gap=max_gap)
+        M, covered = response_matrix(self.wavelengths, wavelengths_nm, fwhm_nm, max_gap=max_gap, edges="centre")
         out = self.spectra @ M.T
         out[:, ~covered] = np.nan
         return out, covered

@@ -28,12 +28,16 @@ FWHM_TO_SIGMA = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
 
 
 def response_matrix(src_nm: Sequence[float], dst_nm: Sequence[float], dst_fwhm_nm: Optional[Sequence[float]] = None,
-                    max_gap: float = 30.0, step: float = 1.0) -> Tuple[np.ndarray, np.ndarray]:
+                    max_gap: float = 30.0, step: float = 1.0,
+                    edges: str = "whole") -> Tuple[np.ndarray, np.ndarray]:
     """The (n_dst, n_src) matrix ``M`` such that ``M @ spectrum_src`` is the spectrum on the destination bands,
     and a boolean ``covered`` per destination band (rows of uncovered bands are zero).
 
     ``dst_fwhm_nm`` None: linear interpolation at the destination centres (no band response known).
-    ``src_nm`` must be strictly increasing.
+    ``src_nm`` must be strictly increasing. ``edges``: ``"whole"`` (a band whose response's half-maximum points
+    lie outside the source range is not covered: the sensor simulations of the benchmark) or ``"centre"`` (a band
+    whose centre lies inside the range is covered, its response truncated at the range's end and renormalised:
+    at least half of it is measured; a library sampled on the scene's own band centres covers every band).
     """
     src = np.asarray(src_nm, dtype=float)
     dst = np.asarray(dst_nm, dtype=float)
@@ -44,7 +48,11 @@ def response_matrix(src_nm: Sequence[float], dst_nm: Sequence[float], dst_fwhm_n
     k = np.clip(np.searchsorted(src, dst) - 1, 0, src.size - 2)
     in_gap = (src[k + 1] - src[k]) > max_gap
     half = np.zeros_like(dst) if fwhm is None else fwhm / 2.0
-    covered = (dst - half >= src[0] - 1e-9) & (dst + half <= src[-1] + 1e-9) & ~in_gap
+    if edges == "centre":
+        tol = 0.01  # nm: wavelengths written to a header with fewer decimals than the scene's
+        covered = (dst >= src[0] - tol) & (dst <= src[-1] + tol) & ~in_gap
+    else:
+        covered = (dst - half >= src[0] - 1e-9) & (dst + half <= src[-1] + 1e-9) & ~in_gap
     M = np.zeros((dst.size, src.size))
     if fwhm is None:
         t = (dst - src[k]) / (src[k + 1] - src[k])

@@ -254,3 +254,44 @@ def test_exclude_keeps_pixels_out_of_the_background(scene_files):
     r = CliRunner().invoke(main, ["detect", "rx", str(d / "scene.tif"), "--exclude", str(d / "rx.gpkg"), "-o",
                                   str(d / "ex2.tif"), "-q"])
     assert r.exit_code == 2 and "target detector" in r.output and not (d / "ex2.tif").exists()
+
+
+def test_on_a_sensor_product_library_target_spectra_and_more_like_it(tmp_path):
+    """An EMIT L2A granule (swath scored, written on its GLT map grid): ace with a library target, detections with
+    their spectra on the product's wavelengths (its bad bands dropped), then "find more like detection 1"."""
+    from conftest import require
+    from product_fixtures.emit import emit_swath, emit_wavelengths, make_emit
+
+    for m in ("h5py", "netCDF4"):
+        require(m)
+    cube, gt = load_scene("abu-airport-2")
+    swath = emit_swath(cube[:48, :60], "L2A")
+    wl = emit_wavelengths()
+    rng = np.random.default_rng(5)
+    paint = 0.05 + 0.3 * np.exp(-0.5 * ((wl - 650) / 60) ** 2)
+    idx = rng.choice(48 * 60, 25, replace=False)
+    r, c = np.divmod(idx, 60)
+    swath[r, c] = 0.6 * swath[r, c] + 0.4 * paint
+    path = make_emit(tmp_path, swath)
+    write_library(SpectralLibrary(names=["paint"], spectra=[paint], wavelengths=wl), tmp_path / "lib.sli")
+    r1 = CliRunner().invoke(main, ["detect", "ace", str(path), "-p", f"target={tmp_path / 'lib.sli'}:paint", "-o",
+                                   str(tmp_path / "ace.tif"), "--vector", str(tmp_path / "ace.gpkg"), "--threshold",
+                                   "top:25", "-q"])
+    assert r1.exit_code == 0, r1.output
+    sp = read_detection_spectra(tmp_path / "ace.gpkg")
+    assert sp.ids.size >= 5 and sp.wavelengths is not None and np.all(np.diff(sp.wavelengths) > 0)
+    assert sp.wavelengths.size < wl.size  # the product's bad bands (water vapour) are not in the table
+    paint_here = np.interp(sp.wavelengths, wl, paint)
+    # the detections are the implanted pixels: their mean spectrum leans towards the paint, away from the background
+    from hadcore.targets import spectral_angle
+
+    assert spectral_angle(sp.mean[:1], paint_here)[0] < spectral_angle(sp.background_mean[None], paint_here)[0]
+    r2 = CliRunner().invoke(main, ["detect", "ace", str(path), "-p", f"target={tmp_path / 'ace.gpkg'}:1", "-o",
+                                   str(tmp_path / "more.tif"), "-q"])
+    assert r2.exit_code == 0, r2.output
+    with rasterio.open(tmp_path / "more.tif") as ds:
+        more = ds.read(1, masked=True).filled(np.nan)
+    with rasterio.open(tmp_path / "ace.tif") as ds:
+        first = ds.read(1, masked=True).filled(np.nan)
+    ok = np.isfinite(more) & np.isfinite(first)
+    assert np.corrcoef(more[ok], first[ok])[0, 1] > 0.5  # the detection's own spectrum finds the same material
