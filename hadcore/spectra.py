@@ -200,20 +200,24 @@ class DetectionSpectra:
     def to_columns(self) -> dict:
         """The long table (:data:`SPECTRA_COLUMNS`): one row per band of the background (id 0), then of each
         detection; ``peak`` of the background is NaN."""
-        n, B = self.ids.size, self.n_bands
-        wl = self.wavelengths if self.wavelengths is not None else np.full(B, np.nan)
-        bands = self.bands if self.bands is not None else np.arange(1, B + 1)
-        ids = np.concatenate([np.zeros(B, np.int64), np.repeat(self.ids.astype(np.int64), B)])
-        return {
-            "id": ids,
-            "band": np.tile(np.asarray(bands, dtype=np.int64), n + 1),
-            "wavelength_nm": np.tile(np.asarray(wl, dtype=np.float64), n + 1),
-            "mean": np.concatenate([self.background_mean, self.mean.ravel()]),
-            "std": np.concatenate([self.background_std, self.std.ravel()]),
-            "peak": np.concatenate([np.full(B, np.nan), self.peak.ravel()]),
-            "pixels": np.concatenate([np.full(B, self.background_pixels, np.int64),
-                                      np.repeat(self.pixels.astype(np.int64), B)]),
-        }
+        parts = list(self.iter_columns(chunk=max(1, self.ids.size)))
+        return {c: np.concatenate([p[c] for p in parts]) for c in SPECTRA_COLUMNS}
+
+    def iter_columns(self, chunk: int = 2000):
+        """The long table of :meth:`to_columns` in parts: the background's rows, then ``chunk`` detections at a
+        time (a writer holds one part, not a table of detections x bands rows)."""
+        B = self.n_bands
+        wl = np.asarray(self.wavelengths if self.wavelengths is not None else np.full(B, np.nan), dtype=np.float64)
+        bands = np.asarray(self.bands if self.bands is not None else np.arange(1, B + 1), dtype=np.int64)
+        yield {"id": np.zeros(B, np.int64), "band": bands, "wavelength_nm": wl, "mean": self.background_mean,
+               "std": self.background_std, "peak": np.full(B, np.nan),
+               "pixels": np.full(B, self.background_pixels, np.int64)}
+        for a in range(0, self.ids.size, max(1, int(chunk))):
+            b = min(a + int(chunk), self.ids.size)
+            n = b - a
+            yield {"id": np.repeat(self.ids[a:b].astype(np.int64), B), "band": np.tile(bands, n),
+                   "wavelength_nm": np.tile(wl, n), "mean": self.mean[a:b].ravel(), "std": self.std[a:b].ravel(),
+                   "peak": self.peak[a:b].ravel(), "pixels": np.repeat(self.pixels[a:b].astype(np.int64), B)}
 
     @classmethod
     def from_columns(cls, cols, units: Optional[str] = None) -> "DetectionSpectra":

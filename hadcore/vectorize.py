@@ -157,8 +157,7 @@ def write_detections(frame, path, overwrite: bool = False, spectra=None) -> Path
     driver = VECTOR_DRIVERS.get(p.suffix.lower())
     if driver is None:
         raise FileError(f"unknown vector format {p.suffix!r} for {p.name}; use one of {', '.join(VECTOR_DRIVERS)}")
-    table = None if spectra is None else pd.DataFrame(spectra.to_columns())
-    csv_path = spectra_csv_path(p) if table is not None and driver != "GPKG" else None
+    csv_path = spectra_csv_path(p) if spectra is not None and driver != "GPKG" else None
     if csv_path is not None:
         check_output(csv_path, overwrite)
     with atomic_output(p, overwrite) as tmp, warnings.catch_warnings():
@@ -167,13 +166,16 @@ def write_detections(frame, path, overwrite: bool = False, spectra=None) -> Path
         if frame.empty:
             kwargs["geometry_type"] = "Polygon"
         frame.to_file(tmp, driver=driver, engine="pyogrio", **kwargs)
-        if table is not None and driver == "GPKG":
+        # the long table in parts of 2000 detections (a table of detections x bands rows is never held whole)
+        if spectra is not None and driver == "GPKG":
             import pyogrio
 
-            pyogrio.write_dataframe(table, tmp, layer=SPECTRA_LAYER, driver="GPKG")
+            for i, part in enumerate(spectra.iter_columns()):
+                pyogrio.write_dataframe(pd.DataFrame(part), tmp, layer=SPECTRA_LAYER, driver="GPKG", append=i > 0)
         if csv_path is not None:
             with atomic_output(csv_path, overwrite) as tmp_csv:
-                table.to_csv(tmp_csv, index=False)  # full precision: the values read back exactly
+                for i, part in enumerate(spectra.iter_columns()):  # full precision: the values read back exactly
+                    pd.DataFrame(part).to_csv(tmp_csv, index=False, mode="a" if i else "w", header=i == 0)
     return p
 
 
