@@ -268,11 +268,12 @@ def _detect_one(det, inp, score_out, vec_out, *, bands, wl_range, bad_bands, ort
         say(quiet, f"{Path(inp).name}: --exclude {exclude}: {int(mask.sum())} pixel(s) left out of the background")
     collector = None
     if vec_out is not None and (spectra or library is not None):
-        from hadcore.spectra import SpectraCollector
+        from hadcore.spectra import SpectraCollector, expected_detections
         from hadcore.threshold import parse_threshold
 
         ts = parse_threshold(threshold)
-        collector = SpectraCollector(B, scene.shape[1], floor=ts.value if ts.kind == "value" else None)
+        collector = SpectraCollector(B, scene.shape[1], floor=ts.value if ts.kind == "value" else None,
+                                     expected=expected_detections(ts, H * W))
     with ProgressBar(f"{det.name} {Path(inp).name}", quiet) as bar:
         with ScoreWriter(score_out, Ho, Wo, crs=scene.crs, transform=scene.transform, input_nodata=scene.nodata,
                          detector=det.name, params=det.get_params(), n_bands=n_bands, normalize=normalize,

@@ -335,9 +335,10 @@ class DetectorAlgorithm(_Base):
         source = scene.source if scene is not None else gdal_io.GdalSource(ds, bands)
         collector = None
         if want_spectra:  # gathered in the pass that writes the scores (hadcore.spectra)
-            from hadcore.spectra import SpectraCollector
+            from hadcore.spectra import SpectraCollector, expected_detections
 
-            collector = SpectraCollector(len(bands), source.shape[1])
+            collector = SpectraCollector(len(bands), source.shape[1],
+                                         expected=expected_detections(threshold, source.shape[0] * source.shape[1]))
         out_path = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
         # the score-layer tags every hadcore writer writes (hadcore.tags): the CLI reads them back
         metadata = score_tags(self._name, detector.get_params(), n_bands=len(bands), bands=bands, normalized=scale,
@@ -388,9 +389,11 @@ class DetectorAlgorithm(_Base):
             if want_spectra:
                 import numpy as np
 
-                found = collector.finish(labels, table, source, output=scene.output if scene is not None else None,
-                                         wavelengths=scene_wl if scene is not None else layer_wl,
-                                         band_numbers=np.asarray(bands) + 1)
+                with gdal_io.limited_block_cache(64):  # any pixel read again: GDAL's cache held as in the run
+                    found = collector.finish(labels, table, source,
+                                             output=scene.output if scene is not None else None,
+                                             wavelengths=scene_wl if scene is not None else layer_wl,
+                                             band_numbers=np.asarray(bands) + 1)
                 for note in found.notes:
                     feedback.pushInfo(note)
                 if spectra_sink is not None:
