@@ -279,7 +279,8 @@ def _detect_one(det, inp, score_out, vec_out, *, bands, wl_range, bad_bands, ort
                          detector=det.name, params=det.get_params(), n_bands=n_bands, normalize=normalize,
                          overwrite=overwrite, extra_tags=tags, cog=cog) as writer:
             # a swath product is written on its map grid (run_scene re-grids it)
-            info = run_scene(det, scene.source, writer, output=scene.output, mem_limit_mb=mem_limit,
+            info = run_scene(det, scene.source, writer, output=scene.output,
+                             mem_limit_mb=mem_limit if collector is None else collector.engine_budget(mem_limit),
                              progress=bar, reduce=red, client=client, threads=threads, observer=collector)
             writer.extra_tags.update(info.detector_tags)
     say(quiet, f"wrote {score_out}")

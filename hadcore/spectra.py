@@ -68,11 +68,14 @@ class SpectraCollector:
         self.B = int(n_bands)
         self.width = int(width)
         self.floor = floor
-        # kept pixels cost their float64 spectrum, key and score; twice the capacity is held between prunes
-        per_pixel = 2 * (8 * self.B + 16)
+        # a kept pixel costs its spectrum (as read: float32 for most rasters, float64 at most), key and score;
+        # twice the capacity is held between prunes, and a prune copies what it holds once
+        per_pixel = 4 * (8 * self.B + 16)
         self.capacity = max(256, int(budget_mb * MB / per_pixel))
         if expected:
             self.capacity = max(self.capacity, min(int(1.25 * expected) + 1, int(max_mb * MB / per_pixel)))
+        #: the most memory (MB) the kept pixels take: what a caller leaves out of the engine's budget
+        self.footprint_mb = self.capacity * per_pixel / MB
         self.shift: Optional[np.ndarray] = None
         self.s1 = np.zeros(self.B)
         self.s2 = np.zeros(self.B)
@@ -83,6 +86,14 @@ class SpectraCollector:
         self._held = 0
         self.dropped_max = -np.inf
         self.complete = True  # every valid pixel was seen (False: the totals need a read of the scene)
+
+    def engine_budget(self, mem_limit_mb: Optional[float]) -> float:
+        """The engine's share of a memory budget (MB; None: the engine's default): what the kept pixels may take
+        is left out of it, at least 64 MB (or the whole budget when smaller) left to the engine."""
+        from .engine import default_mem_limit_mb
+
+        total = float(mem_limit_mb) if mem_limit_mb is not None else float(default_mem_limit_mb())
+        return max(total - self.footprint_mb, min(total, 64.0))
 
     @classmethod
     def empty(cls, n_bands: int, width: int) -> "SpectraCollector":
@@ -131,7 +142,8 @@ class SpectraCollector:
         Xs = raw[S0 - R0:S1 - R0, T0 - C0:T1 - C0]
         self._keys.append((rr + S0).astype(np.int64) * self.width + (cc + T0))
         self._scores.append(vals)
-        self._spectra.append(np.asarray(Xs[rr, cc], dtype=np.float64))
+        keep_dtype = np.float32 if Xs.dtype == np.float32 else np.float64  # exactly the values read
+        self._spectra.append(np.asarray(Xs[rr, cc], dtype=keep_dtype))
         self._held += idx.size
         if self._held > 2 * self.capacity:
             self._prune()
@@ -151,13 +163,13 @@ class SpectraCollector:
             return np.zeros(0, np.int64), np.zeros(0), np.zeros((0, self.B))
         keys = np.concatenate(self._keys)
         scores = np.concatenate(self._scores)
-        spectra = np.concatenate(self._spectra)
         # a pixel seen in two overlapping tiles: once, with its larger score
         order = np.lexsort((-scores, keys))
-        keys, scores, spectra = keys[order], scores[order], spectra[order]
+        keys = keys[order]
         first = np.ones(keys.size, dtype=bool)
         first[1:] = keys[1:] != keys[:-1]
-        return keys[first], scores[first], spectra[first]
+        sel = order[first]
+        return keys[first], scores[sel], np.concatenate(self._spectra)[sel]
 
     # ------------------------------------------------------------------ after the run
     def finish(self, labels, table, source, output=None, wavelengths=None, band_numbers=None,

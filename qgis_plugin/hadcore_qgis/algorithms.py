@@ -351,7 +351,9 @@ class DetectorAlgorithm(_Base):
         try:
             # the CLI's and hadcore.detect's entry; a swath product (EMIT) is re-grided onto its map grid there
             run_info = run_scene(detector, source, out, output=scene.output if scene is not None else None,
-                                 mem_limit_mb=mem_limit or None, progress=self._progress(feedback, 0.0, 90.0),
+                                 mem_limit_mb=(collector.engine_budget(mem_limit or None) if collector is not None
+                                               else mem_limit or None),
+                                 progress=self._progress(feedback, 0.0, 90.0),
                                  observer=collector)
             out.metadata.update(run_info.detector_tags)
             for key, value in run_info.detector_tags.items():
