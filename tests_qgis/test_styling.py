@@ -272,3 +272,20 @@ def test_percentiles_of_a_large_layer_come_from_a_sample(plugin, sample_tif, tmp
     lo, hi = styling.score_percentiles(res["OUTPUT"])
     p = np.nanpercentile(scores, [0.5, 5.0, 98.0])
     assert p[0] <= lo <= p[1] and p[2] <= hi <= np.nanmax(scores)
+
+
+def test_spectra_table_loads_related_to_its_detections(plugin, sample_tif, tmp_path):
+    """The SPECTRA output, loaded beside the detections, is related to them by id in the project: a detection's
+    form lists its spectra rows (one per band), the background (id 0) belongs to no detection."""
+    scene, _ = sample_tif
+    res = load("hadcore:rx", {"INPUT": str(scene), "OUTPUT": str(tmp_path / "rx.tif"), "THRESHOLD": "top:10",
+                              "DETECTIONS": str(tmp_path / "det.gpkg"), "SPECTRA": str(tmp_path / "spectra.csv")})
+    dets = by_name(f"rx detections {DASH} abu-airport-1")
+    table = by_name(f"rx spectra {DASH} abu-airport-1")
+    rels = QgsProject.instance().relationManager().referencingRelations(table)
+    assert len(rels) == 1 and rels[0].referencedLayer().id() == dets.id() and rels[0].isValid()
+    feature = next(dets.getFeatures())
+    rows = list(rels[0].getRelatedFeatures(feature))
+    n_bands = len({f["band"] for f in table.getFeatures()})
+    assert len(rows) == n_bands and {int(r["id"]) for r in rows} == {feature["id"]}  # a CSV holds text
+    assert table.featureCount() == (res["N_DETECTIONS"] + 1) * n_bands

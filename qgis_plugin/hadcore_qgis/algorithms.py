@@ -409,7 +409,8 @@ class DetectorAlgorithm(_Base):
         # when Processing loads the outputs: named after detector and input, styled, detections on top
         styling.attach_detector_outputs(context, self._name,
                                         styling.source_name(product_path) if product_path else layer.name(),
-                                        out_path, sink_id if sink is not None else None)
+                                        out_path, sink_id if sink is not None else None,
+                                        spectra_id if spectra_sink is not None else None)
         feedback.setProgress(100.0)
         return results
 

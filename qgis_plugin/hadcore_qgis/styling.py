@@ -56,7 +56,7 @@ OUTLINE_WIDTH_MM = 0.6
 LABEL_FIELD = "id"
 DASH = "\u2013"  # en dash in the layer names
 
-SCORES, DETECTIONS = "scores", "detections"
+SCORES, DETECTIONS, SPECTRA = "scores", "detections", "spectra"
 
 #: Python references to the post-processors handed to Processing until they have run: ``setPostProcessor``
 #: transfers ownership to the context, but without a reference of its own QGIS 3.22 lets the Python object be
@@ -81,6 +81,10 @@ def scores_name(detector: str, source: str) -> str:
 
 def detections_name(detector: str, source: str) -> str:
     return f"{detector} detections {DASH} {source}"
+
+
+def spectra_name(detector: str, source: str) -> str:
+    return f"{detector} spectra {DASH} {source}"
 
 
 def vectorize_name(score_layer_name: str, threshold: str) -> str:
@@ -277,13 +281,14 @@ def _unique_suffix(project, run: _Run) -> str:
 
 
 class LayerPostProcessor(QgsProcessingLayerPostProcessorInterface):
-    """Styles, names and places one loaded output (``kind``: :data:`SCORES` or :data:`DETECTIONS`)."""
+    """Styles, names and places one loaded output (``kind``: :data:`SCORES`, :data:`DETECTIONS` or
+    :data:`SPECTRA`, the detections' spectra table, related to them by ``id`` once both are loaded)."""
 
     def __init__(self, kind: str, name: str, path: Optional[str] = None, run: Optional[_Run] = None,
                  project=None):
         super().__init__()
-        if kind not in (SCORES, DETECTIONS):
-            raise ValueError(f"kind must be {SCORES!r} or {DETECTIONS!r}, not {kind!r}")
+        if kind not in (SCORES, DETECTIONS, SPECTRA):
+            raise ValueError(f"kind must be {SCORES!r}, {DETECTIONS!r} or {SPECTRA!r}, not {kind!r}")
         self.kind, self.name, self.path, self.project = kind, name, path, project
         self.run = run if run is not None else _Run()
         self.run.names[kind] = name
@@ -306,6 +311,9 @@ class LayerPostProcessor(QgsProcessingLayerPostProcessorInterface):
         if run.suffix is None:
             run.suffix = _unique_suffix(project, run)
         layer.setName(self.name + run.suffix)
+        if self.kind == SPECTRA:
+            relate_spectra(project, run)
+            return
         if self.kind == SCORES:
             style_scores(layer, self.path if self.path and os.path.isfile(self.path) else None)
             if DETECTIONS in run.loaded:  # the detections were loaded first
@@ -316,7 +324,28 @@ class LayerPostProcessor(QgsProcessingLayerPostProcessorInterface):
                 put_above(project, layer.id(), run.loaded[SCORES])
             else:
                 put_on_top(project, layer.id())
+            relate_spectra(project, run)
         _select_top_of_run(project, run)
+
+
+def relate_spectra(project, run: _Run):
+    """Once a run's detections and spectra table are both loaded: a project relation from the table's ``id`` to
+    the detections' ``id`` (a detection's attribute form lists its spectra rows). Returns the relation or None."""
+    from qgis.core import QgsRelation
+
+    det, spec = run.loaded.get(DETECTIONS), run.loaded.get(SPECTRA)
+    if not det or not spec or project.mapLayer(det) is None or project.mapLayer(spec) is None:
+        return None
+    rel = QgsRelation()
+    rel.setId(f"hadcore_spectra_{spec}")
+    rel.setName(f"{project.mapLayer(det).name()}: spectra")
+    rel.setReferencingLayer(spec)
+    rel.setReferencedLayer(det)
+    rel.addFieldPair("id", "id")
+    if not rel.isValid():
+        return None
+    project.relationManager().addRelation(rel)
+    return rel
 
 
 def _report(feedback, message: str) -> None:
@@ -378,10 +407,15 @@ def attach(context, layer_id, kind: str, name: str, run: Optional[_Run] = None):
     return processor
 
 
-def attach_detector_outputs(context, detector: str, source: str, scores_id, detections_id=None) -> None:
-    """The score layer and (optional) detections of one detector run on input ``source``."""
+def attach_detector_outputs(context, detector: str, source: str, scores_id, detections_id=None,
+                            spectra_id=None) -> None:
+    """The score layer, (optional) detections and (optional) their spectra table of one detector run on input
+    ``source``."""
     run = _Run()
     if detections_id and context.willLoadLayerOnCompletion(detections_id):
         run.names[DETECTIONS] = detections_name(detector, source)  # known before either loads: same suffix
+    if spectra_id and context.willLoadLayerOnCompletion(spectra_id):
+        run.names[SPECTRA] = spectra_name(detector, source)
     attach(context, scores_id, SCORES, scores_name(detector, source), run)
     attach(context, detections_id, DETECTIONS, detections_name(detector, source), run)
+    attach(context, spectra_id, SPECTRA, spectra_name(detector, source), run)
