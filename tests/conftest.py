@@ -112,3 +112,53 @@ def streamed_in_blocks(det, cube, max_blocks=10**6, max_mb=1024.0):
     sink, info = engine.run(det, engine.ArraySource(cube), mem_limit_mb=mem_mb)
     assert info.plan.n_blocks > 1
     return sink.array, info
+
+
+def implant_paint(folder, fill: float, n: int = 40, seed: int = 7):
+    """abu-urban-1 with its AVIRIS wavelengths, ``n`` background pixels holding ``fill`` of a 'paint' spectrum
+    (a red reflectance peak on the scene's level), written to ``folder/scene.tif``, and ``folder/lib.sli``: a
+    1 nm library holding "red paint" and a flat "grey". Returns (cube float32, truth (H, W), wavelengths, the
+    paint on the scene's bands)."""
+    import sys
+
+    from hadcore.io import write_cube
+    from hadcore.library import SpectralLibrary, write_library
+
+    sys.path.insert(0, str(REPO / "bench"))
+    import sensors
+
+    cube, gt = load_scene("abu-urban-1")
+    cube = cube.astype(np.float64)
+    wl = sensors.scene_wavelengths("abu-urban-1", cube.shape[2])
+    lib_wl = np.arange(350.0, 2511.0, 1.0)
+    paint = cube[~gt.astype(bool)].mean(0)[0] * (0.6 + 0.5 * np.exp(-0.5 * ((lib_wl - 650) / 60) ** 2))
+    lib = SpectralLibrary(names=["red paint", "grey"], spectra=np.stack([paint, np.full(lib_wl.size, cube.mean())]),
+                          wavelengths=lib_wl)
+    write_library(lib, Path(folder) / "lib.sli")
+    t = np.interp(wl, lib_wl, paint)
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(np.flatnonzero(~gt.astype(bool).ravel()), n, replace=False)
+    truth = np.zeros(gt.size, bool)
+    truth[idx] = True
+    X = cube.reshape(-1, cube.shape[2]).copy()
+    X[idx] = (1 - fill) * X[idx] + fill * t
+    X = X.reshape(cube.shape).astype(np.float32)
+    write_cube(Path(folder) / "scene.tif", X, wavelengths=wl, wavelength_units="nanometers")
+    return X, truth.reshape(gt.shape), wl, t
+
+
+def run_cli(*args):
+    """``hadcore ARGS`` through click's runner (exceptions not caught: a traceback fails the test)."""
+    from click.testing import CliRunner
+
+    from hadcore_cli.main import main
+
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def user_error(result, pattern):
+    """Exit code 2, one line on stderr holding ``pattern``, no traceback."""
+    assert result.exit_code == 2, result.output
+    err = result.stderr.strip().splitlines()
+    assert len(err) == 1 and pattern in err[0], result.stderr
+    assert "Traceback" not in result.output

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import rasterio
 from click.testing import CliRunner
-from conftest import SAMPLE_DIR, load_scene
+from conftest import SAMPLE_DIR, load_scene, user_error
+from conftest import run_cli as run
 
 import hadcore
 from hadcore.io import write_cube
@@ -18,18 +19,6 @@ from hadcore_cli.main import main
 
 SAMPLE = SAMPLE_DIR / "abu-airport-1.tif"
 GT = SAMPLE_DIR / "abu-airport-1_gt.tif"
-
-
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-
-
-def user_error(result, pattern):
-    """Exit code 2, one line on stderr matching pattern, no traceback."""
-    assert result.exit_code == 2, result.output
-    err = result.stderr.strip().splitlines()
-    assert len(err) == 1 and pattern in err[0], result.stderr
-    assert "Traceback" not in result.output
 
 
 @pytest.fixture

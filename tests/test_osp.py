@@ -2,27 +2,17 @@
 a real scene is found and its fill fraction estimated; streamed equals in memory; the scores are the published
 formula; a target inside the background subspace is a one-line error; the CLI runs it with a library target."""
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import rasterio
 from click.testing import CliRunner
-from conftest import load_scene, streamed_in_blocks
+from conftest import implant_paint, streamed_in_blocks
 
 import hadcore
 from hadcore.errors import InputError, ParameterError
-from hadcore.io import write_cube
-from hadcore.library import SpectralLibrary, write_library
 from hadcore.metrics import roc_auc
 from hadcore.targets import background_subspace, osp, osp_scores
 from hadcore_cli.main import main
-
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "bench"))
-
-import sensors  # noqa: E402
 
 FILL = 0.1  # the implanted targets' fill fraction
 
@@ -35,27 +25,11 @@ def osp_detector(target, **params):
 
 @pytest.fixture(scope="module")
 def implanted(tmp_path_factory):
-    """abu-urban-1 (AVIRIS wavelengths) with 40 background pixels holding 10 % of a 'paint' spectrum (a red
-    reflectance peak on the scene's level), written to a GeoTIFF, and a 1 nm library holding that spectrum."""
+    """abu-urban-1 with 40 background pixels holding 10 % of a 'paint' spectrum, as a GeoTIFF, and a 1 nm library
+    holding that spectrum (:func:`conftest.implant_paint`)."""
     d = tmp_path_factory.mktemp("osp")
-    cube, gt = load_scene("abu-urban-1")
-    cube = cube.astype(np.float64)
-    wl = sensors.scene_wavelengths("abu-urban-1", cube.shape[2])
-    lib_wl = np.arange(350.0, 2511.0, 1.0)
-    paint = cube[~gt.astype(bool)].mean(0)[0] * (0.6 + 0.5 * np.exp(-0.5 * ((lib_wl - 650) / 60) ** 2))
-    lib = SpectralLibrary(names=["red paint", "grey"], spectra=np.stack([paint, np.full(lib_wl.size, cube.mean())]),
-                          wavelengths=lib_wl)
-    write_library(lib, d / "lib.sli")
-    t = np.interp(wl, lib_wl, paint)
-    rng = np.random.default_rng(7)
-    idx = rng.choice(np.flatnonzero(~gt.astype(bool).ravel()), 40, replace=False)
-    truth = np.zeros(gt.size, bool)
-    truth[idx] = True
-    X = cube.reshape(-1, cube.shape[2]).copy()
-    X[idx] = (1 - FILL) * X[idx] + FILL * t
-    X = X.reshape(cube.shape).astype(np.float32)
-    write_cube(d / "scene.tif", X, wavelengths=wl, wavelength_units="nanometers")
-    return d, X, truth.reshape(gt.shape), t
+    X, truth, _, t = implant_paint(d, FILL)
+    return d, X, truth, t
 
 
 def reference(X, t, n):

@@ -11,27 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
-from conftest import SAMPLE_DIR
+from conftest import SAMPLE_DIR, user_error
+from conftest import run_cli as run
 
 pytestmark = pytest.mark.cli
 
 SAMPLE = SAMPLE_DIR / "abu-airport-1.tif"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def run(*args):
-    from hadcore_cli.main import main
-
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-
-
-def user_error(result, pattern):
-    """Exit code 2, one line on stderr holding ``pattern``, no traceback."""
-    assert result.exit_code == 2, result.output
-    err = result.stderr.strip().splitlines()
-    assert len(err) == 1 and pattern in err[0], result.stderr
-    assert "Traceback" not in result.output
 
 
 def no_leftovers(folder: Path, name: str):

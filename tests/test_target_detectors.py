@@ -2,26 +2,18 @@
 name, resampled to the scene's wavelengths) or as values; the CLI, Python and the streaming engine give the same
 scores; bad targets are one-line errors that leave no output."""
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import rasterio
 from click.testing import CliRunner
-from conftest import load_scene
+from conftest import implant_paint
 
 import hadcore
-from hadcore.io import write_cube
 from hadcore.library import SpectralLibrary, write_library
 from hadcore.metrics import roc_auc
 from hadcore.targets import ace
 from hadcore_cli.main import main
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "bench"))
-
-import sensors  # noqa: E402
 
 TARGETS = ("ace", "mf", "cemf", "sam")
 
@@ -29,26 +21,10 @@ TARGETS = ("ace", "mf", "cemf", "sam")
 @pytest.fixture(scope="module")
 def implanted(tmp_path_factory):
     """abu-urban-1 with its AVIRIS wavelengths, 40 pixels holding 30 % of a 'paint' spectrum, and a 1 nm library
-    holding that spectrum among others."""
+    holding that spectrum among others (:func:`conftest.implant_paint`)."""
     d = tmp_path_factory.mktemp("targets")
-    cube, gt = load_scene("abu-urban-1")
-    cube = cube.astype(np.float64)
-    wl = sensors.scene_wavelengths("abu-urban-1", cube.shape[2])
-    lib_wl = np.arange(350.0, 2511.0, 1.0)
-    paint = cube[~gt.astype(bool)].mean(0)[[0]].item() * (0.6 + 0.5 * np.exp(-0.5 * ((lib_wl - 650) / 60) ** 2))
-    other = np.full(lib_wl.size, float(cube.mean()))
-    lib = SpectralLibrary(names=["red paint", "grey"], spectra=np.stack([paint, other]), wavelengths=lib_wl)
-    write_library(lib, d / "lib.sli")
-    t = np.interp(wl, lib_wl, paint)
-    rng = np.random.default_rng(7)
-    idx = rng.choice(np.flatnonzero(~gt.astype(bool).ravel()), 40, replace=False)
-    truth = np.zeros(gt.size, bool)
-    truth[idx] = True
-    X = cube.reshape(-1, cube.shape[2]).copy()
-    X[idx] = 0.7 * X[idx] + 0.3 * t
-    X = X.reshape(cube.shape).astype(np.float32)
-    write_cube(d / "scene.tif", X, wavelengths=wl, wavelength_units="nanometers")
-    return d, X, truth.reshape(gt.shape), wl, t
+    X, truth, wl, t = implant_paint(d, 0.3)
+    return d, X, truth, wl, t
 
 
 def test_cli_finds_a_library_target_by_name(implanted):
