@@ -165,7 +165,9 @@ def report(rows, fracs, out: Path, a):
         lines.append(f"| {s} | {x['ace']['donor']} | " + " | ".join(
             f"{x[d]['auc']:.4f} / {x[d]['pd_1e-3']:.2f}" for d in DETECTORS) + " |")
     lines += ["", "Against SPy as whole processes on the 1000 x 1000 x 224 mosaic (the same scores to 1e-7; speed and "
-              "memory): [targets-speed.md](targets-speed.md).", "",
+              "memory): [targets-speed.md](targets-speed.md). The whole workflow (a library target, the detections' "
+              "spectra, 'more like this', --exclude) on a 6.9 GB streamed scene within --mem-limit: "
+              "[targets-scale.md](targets-scale.md).", "",
               "Reading it: the whitened detectors (ACE, MF, CEM) find a 10 % fill that the spectral angle, which "
               "ignores the background's covariance, does not; the background statistics include the implanted "
               "pixels, as a user's first run would; `mf-exclude` shows what keeping the first run's detections out "
