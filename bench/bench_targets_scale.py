@@ -470,6 +470,13 @@ def report(a=None):
               f"({100 * (r['peak_rss_mb'] / budget - 1):.0f} %): peak {r['peak_rss_mb']} MB against "
               f"{r['mem_limit']} + {base:.0f} = {budget:.0f} MB ({r.get('detections')} detections, "
               f"{r.get('detection_pixels')} detection pixels, {r.get('spectra_rows')} rows of spectra)."]
+    L += ["", "History: the first measurement (2026-12-07 00:37, before the fixes of that session) had `ace_default` "
+          "at 2591 MB (2.5 x --mem-limit) and `ace` at 1314 MB. Its trace showed the score pass at 1345 MB, then "
+          "2151 MB while 23,400 detection pixels were read again (GDAL's block cache, reset to its 5 %-of-RAM "
+          "default after the run by the score writer's environment, held 1.2 GB of input blocks) and 2470 MB while "
+          "the 6-million-row spectra table was written whole. Since then every raster read holds GDAL's cache to "
+          "64 MB, the table is written in parts, and the collector keeps as many pixels as the threshold will flag "
+          "(none read again) with its memory taken out of --mem-limit."]
     for s in STEPS:
         tp = OUT / "steps" / f"{s}_trace.json"
         if not tp.exists():
