@@ -17,8 +17,8 @@ __all__ = ["TargetDetector", "WhitenedTargetDetector", "target_param", "ridge_pa
 
 def target_param(help_extra: str = "") -> Param:
     return Param("target", "str", "", "The target spectrum: LIBRARY.sli:NAME or LIBRARY.csv:NAME (resampled to "
-                 "the scene's bands by wavelength), or its values, one per selected band, comma-separated."
-                 + help_extra)
+                 "the scene's bands by wavelength), DETECTIONS.gpkg:ID (the mean spectrum of a detection hadcore "
+                 "wrote: find more like it), or its values, one per selected band, comma-separated." + help_extra)
 
 
 def ridge_param(of: str = "background covariance, relative to its mean variance") -> Param:
