@@ -19,6 +19,7 @@ from .options import (
     param_opt,
     parse_range,
     quiet_opt,
+    refuse_input_as_output,
     say,
     seed_opt,
     threshold_opt,
@@ -201,20 +202,9 @@ def split_name(args):
 
 def _refuse_input_as_output(out: Path, inputs) -> None:
     """An output that names one of the inputs (or its ground truth) is refused, --overwrite or not."""
-    import os
-
     from hadcore.io import ground_truth_path
 
-    for inp in inputs:
-        p = Path(inp)
-        for cand in (p, ground_truth_path(p)):
-            if cand is None:
-                continue
-            same = out.resolve() == cand.resolve()
-            if not same and out.exists() and cand.exists():
-                same = os.path.samefile(out, cand)
-            if same:
-                raise hadcore.FileError(f"refusing to write {out} over the input {cand}; choose another output name")
+    refuse_input_as_output(out, [c for p in inputs for c in (Path(p), ground_truth_path(Path(p))) if c is not None])
 
 
 def _dask_client(scheduler, workers):

@@ -100,3 +100,21 @@ def build_detector(name, params, seed):
             raise ParameterError(f"--seed {seed} contradicts -p seed={kwargs['seed']}")
         kwargs["seed"] = seed
     return cls(**kwargs)
+
+
+def refuse_input_as_output(out, inputs) -> None:
+    """An output that names one of ``inputs`` (paths; the same file under another name too) is refused with one
+    line, --overwrite or not."""
+    import os
+    from pathlib import Path
+
+    from hadcore.errors import FileError
+
+    out = Path(out)
+    for cand in inputs:
+        cand = Path(cand)
+        same = out.resolve() == cand.resolve()
+        if not same and out.exists() and cand.exists():
+            same = os.path.samefile(out, cand)
+        if same:
+            raise FileError(f"refusing to write {out} over the input {cand}; choose another output name")

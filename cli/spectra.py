@@ -21,7 +21,7 @@ from pathlib import Path
 
 import click
 
-from .options import overwrite_opt, parse_range, quiet_opt, say
+from .options import overwrite_opt, parse_range, quiet_opt, refuse_input_as_output, say
 
 __all__ = ["spectra_cmd"]
 
@@ -104,10 +104,12 @@ def spectra_cmd(detections, scene, output, csv_path, ids, stat, bands, wavelengt
     if suffix in VECTOR_DRIVERS and suffix != ".gpkg":
         inputs.append(spectra_csv_path(det_path))
     for out in outs:
-        _refuse_input_as_output(out, inputs)
+        refuse_input_as_output(out, inputs)
         check_output(out, overwrite)  # before anything is computed
 
-    has_table = _has_table(det_path)
+    from hadcore.vectorize import has_detection_spectra
+
+    has_table = has_detection_spectra(det_path)
     layer = None if suffix == ".csv" else _read_layer(det_path, required=not has_table)
     if has_table:
         from hadcore.vectorize import read_detection_spectra
@@ -186,44 +188,6 @@ def subset(found, ids):
     rows = np.asarray([int(np.flatnonzero(found.ids == i)[0]) for i in ids], dtype=np.int64)
     return dataclasses.replace(found, ids=found.ids[rows], pixels=found.pixels[rows], mean=found.mean[rows],
                                std=found.std[rows], peak=found.peak[rows], notes=list(found.notes))
-
-
-def _refuse_input_as_output(out: Path, inputs) -> None:
-    import os
-
-    from hadcore.errors import FileError
-
-    for cand in inputs:
-        same = out.resolve() == Path(cand).resolve()
-        if not same and out.exists() and Path(cand).exists():
-            same = os.path.samefile(out, cand)
-        if same:
-            raise FileError(f"refusing to write {out} over the input {cand}; choose another output name")
-
-
-def _has_table(path: Path) -> bool:
-    """The detections carry a spectra table, as :func:`hadcore.vectorize.read_detection_spectra` finds it: a
-    GeoPackage table (without geometry) holding the spectra columns, the CSV beside a GeoJSON/Shapefile, or a
-    CSV itself."""
-    import pyogrio
-
-    from hadcore.spectra import SPECTRA_COLUMNS
-    from hadcore.vectorize import spectra_csv_path
-
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        return True
-    if suffix == ".gpkg":
-        for name, geom in _gpkg_layers(path).items():
-            if geom is None:
-                try:
-                    fields = set(pyogrio.read_info(path, layer=name)["fields"])
-                except Exception:  # noqa: BLE001 - an unreadable table is not a spectra table
-                    continue
-                if set(SPECTRA_COLUMNS) <= fields:
-                    return True
-        return False
-    return spectra_csv_path(path).exists()
 
 
 def _gpkg_layers(path: Path) -> dict:
@@ -343,32 +307,6 @@ def _feature_ids(layer):
     return np.arange(1, n + 1, dtype=np.int64), False
 
 
-def _pixels(source, keys, width, spectra: bool = False):
-    """``(valid (n,), spectra (n, B) float64 or None)`` of the flat source ``keys``, read in windows of up to
-    64 rows over the columns they span (only what the keys need)."""
-    import numpy as np
-
-    valid = np.zeros(keys.size, dtype=bool)
-    out = np.zeros((keys.size, source.shape[2])) if spectra else None
-    if keys.size == 0:
-        return valid, out
-    rr, cc = np.divmod(keys, width)
-    order = np.argsort(rr, kind="stable")
-    rows = rr[order]
-    start = 0
-    while start < order.size:
-        r0 = int(rows[start])
-        stop = int(np.searchsorted(rows, r0 + 64))
-        sel = order[start:stop]
-        c0, c1 = int(cc[sel].min()), int(cc[sel].max()) + 1
-        raw, ok = source.raw_block(r0, int(rr[sel].max()) + 1, c0, c1)
-        valid[sel] = ok[rr[sel] - r0, cc[sel] - c0]
-        if spectra:
-            out[sel] = np.asarray(raw[rr[sel] - r0, cc[sel] - c0], dtype=np.float64)
-        start = stop
-    return valid, out
-
-
 def _source_keys(flat, output, H, W, width_src):
     """Flat source-grid keys of the flat map-grid pixels ``flat`` (-1 where a swath product maps none)."""
     import numpy as np
@@ -398,7 +336,7 @@ def polygon_spectra(layer, scene_path, *, bands=None, wl_range=None, bad_bands=N
 
     from hadcore.errors import InputError
     from hadcore.scene import open_scene
-    from hadcore.spectra import SpectraCollector
+    from hadcore.spectra import SpectraCollector, read_pixels
 
     scene_name = Path(scene_path).name
     sc = open_scene(scene_path, bands=bands, wavelength_range=wl_range, bad_bands=bad_bands)
@@ -464,7 +402,7 @@ def polygon_spectra(layer, scene_path, *, bands=None, wl_range=None, bad_bands=N
     keys = _source_keys(flat, sc.output, H, W, Ws)
     ok = keys >= 0
     valid = np.zeros(flat.size, dtype=bool)
-    valid[ok], _ = _pixels(sc.source, keys[ok], Ws)
+    valid[ok], _ = read_pixels(sc.source, keys[ok], Ws, spectra=False)
     n_invalid = int((~valid).sum())
     if n_invalid:
         say(quiet, f"{name}: {n_invalid} pixel(s) inside the polygons are not valid in {scene_name}; left out")
@@ -521,6 +459,8 @@ def _choose_peaks(found, ids, keys_s, start, stop, source, width):
     distance (the polygon's own mean and SD where there is no background); pixels read in batches."""
     import numpy as np
 
+    from hadcore.spectra import read_pixels
+
     if not ids:
         return
     m, s = found.background_mean, found.background_std
@@ -531,7 +471,7 @@ def _choose_peaks(found, ids, keys_s, start, stop, source, width):
         if held < _BATCH_VALUES and n + 1 < len(ids):
             continue
         keys = np.concatenate([keys_s[start[j]:stop[j]] for j in batch])
-        _, X = _pixels(source, keys, width, spectra=True)
+        _, X = read_pixels(source, keys, width)
         pos = 0
         for j in batch:
             k = int(np.flatnonzero(found.ids == j)[0])

@@ -114,14 +114,7 @@ class SpectraCollector:
         r0, r1, c0, c1 = core
         X = raw[r0 - R0:r1 - R0, c0 - C0:c1 - C0]
         ok = valid[r0 - R0:r1 - R0, c0 - C0:c1 - C0]
-        px = np.asarray(X[ok], dtype=np.float64)
-        if px.shape[0]:
-            if self.shift is None:
-                self.shift = px.mean(axis=0)
-            d = px - self.shift
-            self.s1 += d.sum(axis=0)
-            self.s2 += np.einsum("ij,ij->j", d, d)
-            self.n += px.shape[0]
+        self._add_totals(np.asarray(X[ok], dtype=np.float64))
         # candidates: the block's highest scores among valid pixels
         S0, S1, T0, T1 = scores_window
         s = np.asarray(scores, dtype=np.float64)
@@ -147,6 +140,17 @@ class SpectraCollector:
         self._held += idx.size
         if self._held > 2 * self.capacity:
             self._prune()
+
+    def _add_totals(self, px: np.ndarray) -> None:
+        """Valid pixels (N, B) float64 into the shifted running sums (the shift: the first pixels' mean)."""
+        if not px.shape[0]:
+            return
+        if self.shift is None:
+            self.shift = px.mean(axis=0)
+        d = px - self.shift
+        self.s1 += d.sum(axis=0)
+        self.s2 += np.einsum("ij,ij->j", d, d)
+        self.n += px.shape[0]
 
     def _prune(self) -> None:
         keys, scores, spectra = self._merged()
@@ -293,47 +297,39 @@ def _source_keys(labels, output, width_src):
     return rr.astype(np.int64) * width_src + cc, ids
 
 
-def _read_pixels(source, keys: np.ndarray, width: int) -> np.ndarray:
-    """Raw spectra (float64) of the flat ``keys`` of ``source``, read in windows of up to 64 rows around them
-    (only the columns they span)."""
-    out = np.zeros((keys.size, source.shape[2]))
+def read_pixels(source, keys: np.ndarray, width: int, spectra: bool = True):
+    """``(valid (n,) bool, raw spectra (n, B) float64 or None)`` of the flat ``keys`` of ``source``, read in
+    windows of up to 64 rows around them (only the columns they span)."""
+    valid = np.zeros(keys.size, dtype=bool)
+    out = np.zeros((keys.size, source.shape[2])) if spectra else None
     if keys.size == 0:
-        return out
+        return valid, out
     rr, cc = np.divmod(keys, width)
     order = np.argsort(rr, kind="stable")
+    rows = rr[order]
     start = 0
     while start < order.size:
-        r0 = int(rr[order[start]])
-        stop = start
-        while stop < order.size and rr[order[stop]] < r0 + 64:
-            stop += 1
+        r0 = int(rows[start])
+        stop = int(np.searchsorted(rows, r0 + 64))
         sel = order[start:stop]
-        r1 = int(rr[sel].max()) + 1
         c0, c1 = int(cc[sel].min()), int(cc[sel].max()) + 1
-        raw, _ = source.raw_block(r0, r1, c0, c1)
-        out[sel] = np.asarray(raw[rr[sel] - r0, cc[sel] - c0], dtype=np.float64)
+        raw, ok = source.raw_block(r0, int(rr[sel].max()) + 1, c0, c1)
+        valid[sel] = ok[rr[sel] - r0, cc[sel] - c0]
+        if spectra:
+            out[sel] = np.asarray(raw[rr[sel] - r0, cc[sel] - c0], dtype=np.float64)
         start = stop
-    return out
+    return valid, out
 
 
 def _totals(source, n_bands):
     """(n, shift, s1, s2) of every valid pixel of ``source``, read strip by strip (the Dask fallback)."""
     H, W = source.shape[:2]
     rows = max(1, int(64 * MB // max(1, W * n_bands * 8)))
-    shift = None
-    s1, s2, n = np.zeros(n_bands), np.zeros(n_bands), 0
+    acc = SpectraCollector(n_bands, W)
     for r0 in range(0, H, rows):
         raw, valid = source.raw_block(r0, min(H, r0 + rows), 0, W)
-        px = np.asarray(raw[valid], dtype=np.float64)
-        if not px.shape[0]:
-            continue
-        if shift is None:
-            shift = px.mean(axis=0)
-        d = px - shift
-        s1 += d.sum(axis=0)
-        s2 += np.einsum("ij,ij->j", d, d)
-        n += px.shape[0]
-    return n, shift, s1, s2
+        acc._add_totals(np.asarray(raw[valid], dtype=np.float64))
+    return acc.n, acc.shift, acc.s1, acc.s2
 
 
 def detection_spectra(col: SpectraCollector, labels, table, source, output=None, wavelengths=None,
@@ -351,7 +347,7 @@ def detection_spectra(col: SpectraCollector, labels, table, source, output=None,
     spectra[found] = kept_spectra[pos_c[found]]
     missing = np.flatnonzero(~found)
     if missing.size:
-        spectra[missing] = _read_pixels(source, keys[missing], W_src)
+        spectra[missing] = read_pixels(source, keys[missing], W_src)[1]
         if col.complete:
             notes.append(f"spectra: {missing.size} of {keys.size} detection pixels were below the "
                          f"{col.capacity} highest scores the score pass kept; read again")
@@ -400,7 +396,7 @@ def detection_spectra(col: SpectraCollector, labels, table, source, output=None,
         if at < keys.size and keys[by_key[at]] == pk:
             peak[k] = spectra[by_key[at]]
         else:
-            peak[k] = _read_pixels(source, np.array([pk]), W_src)[0]
+            peak[k] = read_pixels(source, np.array([pk]), W_src)[1][0]
     wl = None if wavelengths is None else np.asarray(wavelengths, dtype=np.float64)
     bands = None if band_numbers is None else np.asarray(band_numbers, dtype=np.int64)
     return DetectionSpectra(ids=uid, pixels=pixels, mean=mean, std=std, peak=peak, background_mean=bg_mean,

@@ -23,8 +23,7 @@ from .errors import FileError, InputError
 from .io import atomic_output, check_output
 
 __all__ = ["detections_to_frame", "frame_from_labels", "write_detections", "VECTOR_DRIVERS", "spectra_csv_path",
-           "rasterize_layer",
-           "read_detection_spectra", "SPECTRA_LAYER"]
+           "rasterize_layer", "read_detection_spectra", "has_detection_spectra", "SPECTRA_LAYER"]
 
 SPECTRA_LAYER = "detection_spectra"
 
@@ -201,6 +200,39 @@ def read_detection_spectra(path):
     return DetectionSpectra.from_columns(cols)
 
 
+def _spectra_table(con, columns):
+    """The name of a GeoPackage's spectra table (an attribute table holding ``columns``; ours first), or None."""
+    tables = [r[0] for r in con.execute("SELECT table_name FROM gpkg_contents WHERE data_type = 'attributes'")]
+    tables.sort(key=lambda t: t != SPECTRA_LAYER)
+    for t in tables:
+        if set(columns) <= {r[1] for r in con.execute(f'PRAGMA table_info("{t}")')}:
+            return t
+    return None
+
+
+def has_detection_spectra(path) -> bool:
+    """Whether :func:`read_detection_spectra` finds spectra for ``path`` (a GeoPackage's spectra table, the CSV
+    beside a GeoJSON/Shapefile, or a CSV itself); an unreadable GeoPackage has none."""
+    import sqlite3
+
+    from .spectra import SPECTRA_COLUMNS
+
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if suffix == ".csv":
+        return True
+    if suffix != ".gpkg":
+        return spectra_csv_path(p).exists()
+    try:
+        con = sqlite3.connect(f"file:{p}?mode=ro", uri=True)
+        try:
+            return _spectra_table(con, SPECTRA_COLUMNS) is not None
+        finally:
+            con.close()
+    except sqlite3.DatabaseError:
+        return False
+
+
 def _gpkg_spectra(p: Path, columns):
     """The spectra table's columns (dict of float arrays) from a GeoPackage, through sqlite3."""
     import sqlite3
@@ -208,18 +240,14 @@ def _gpkg_spectra(p: Path, columns):
     try:
         con = sqlite3.connect(f"file:{p}?mode=ro", uri=True)
         try:
-            tables = [r[0] for r in con.execute("SELECT table_name FROM gpkg_contents WHERE data_type = "
-                                                "'attributes'")]
-            tables.sort(key=lambda t: t != SPECTRA_LAYER)  # ours first, then any table holding the columns
-            for t in tables:
-                have = {r[1] for r in con.execute(f'PRAGMA table_info("{t}")')}
-                if set(columns) <= have:
-                    # the table name comes from the file's own catalogue, the columns are ours; both quoted
-                    query = f'SELECT {", ".join(chr(34) + c + chr(34) for c in columns)} FROM "{t}"'  # nosec B608
-                    rows = con.execute(query)
-                    data = np.array([[np.nan if v is None else v for v in r] for r in rows], dtype=np.float64)
-                    data = data.reshape(-1, len(columns))
-                    return {c: data[:, i] for i, c in enumerate(columns)}
+            t = _spectra_table(con, columns)
+            if t is not None:
+                # the table name comes from the file's own catalogue, the columns are ours; both quoted
+                query = f'SELECT {", ".join(chr(34) + c + chr(34) for c in columns)} FROM "{t}"'  # nosec B608
+                rows = con.execute(query)
+                data = np.array([[np.nan if v is None else v for v in r] for r in rows], dtype=np.float64)
+                data = data.reshape(-1, len(columns))
+                return {c: data[:, i] for i, c in enumerate(columns)}
         finally:
             con.close()
     except sqlite3.DatabaseError as exc:
