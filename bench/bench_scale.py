@@ -106,8 +106,13 @@ def tile_index(n_out: int, n_tile: int, flip: bool) -> np.ndarray:
 
 
 def write_tiff_by_windows(path: Path, H: int, W: int, B: int, block_fn, rows_per_write=256,
-                          compress="none", dtype="float32", nodata=None, interleave="pixel"):
-    """A (H, W, B) GeoTIFF written window by window: ``block_fn(r0, r1)`` gives the (h, W, B) strip."""
+                          compress="none", dtype="float32", nodata=None, interleave="pixel", wavelengths=None,
+                          progress=False):
+    """A (H, W, B) GeoTIFF written window by window: ``block_fn(r0, r1)`` gives the (h, W, B) strip; under a
+    temporary name, renamed at the end. ``wavelengths`` (nm): band metadata as hadcore's ``write_cube`` writes
+    it (a ``wavelength``/``wavelength_units`` tag and a "<wl> nanometers" description per band)."""
+    import warnings
+
     import rasterio
     from rasterio.windows import Window
 
@@ -118,23 +123,36 @@ def write_tiff_by_windows(path: Path, H: int, W: int, B: int, block_fn, rows_per
     if nodata is not None:
         prof["nodata"] = nodata
     tmp = path.with_suffix(".part.tif")
-    with rasterio.Env(GDAL_CACHEMAX=1536 * MB):
+    with rasterio.Env(GDAL_CACHEMAX=1536 * MB), warnings.catch_warnings():
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
         with rasterio.open(tmp, "w", **prof) as dst:
+            for i in range(B if wavelengths is not None else 0):
+                dst.set_band_description(i + 1, f"{float(wavelengths[i]):.4f} nanometers")
+                dst.update_tags(i + 1, wavelength=f"{float(wavelengths[i]):.6g}", wavelength_units="nanometers")
             for r0 in range(0, H, rows_per_write):
                 r1 = min(H, r0 + rows_per_write)
                 strip = block_fn(r0, r1)
                 dst.write(np.ascontiguousarray(np.moveaxis(strip, 2, 0)), window=Window(0, r0, W, r1 - r0))
                 del strip
+                if progress:
+                    print(f"  rows {r1}/{H}", flush=True)
     os.replace(tmp, path)
 
 
 def write_gt(path: Path, gt: np.ndarray):
+    """A uint8 mask (1 = anomaly or target), tiled and compressed, under a temporary name renamed at the end."""
+    import warnings
+
     import rasterio
 
     H, W = gt.shape
-    with rasterio.open(path, "w", driver="GTiff", height=H, width=W, count=1, dtype="uint8", tiled=True,
-                       blockxsize=256, blockysize=256, compress="deflate") as dst:
-        dst.write(gt.astype(np.uint8), 1)
+    tmp = path.with_suffix(".part.tif")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        with rasterio.open(tmp, "w", driver="GTiff", height=H, width=W, count=1, dtype="uint8", tiled=True,
+                           blockxsize=256, blockysize=256, compress="deflate") as dst:
+            dst.write(gt.astype(np.uint8), 1)
+    os.replace(tmp, path)
 
 
 def read_gt(path):

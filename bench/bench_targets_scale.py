@@ -62,7 +62,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_scale import BENCH, DATA, MB, cached_fraction, load, read_gt, read_scores, tile_index  # noqa: E402
+from bench_scale import (BENCH, DATA, cached_fraction, load, read_gt, read_scores, tile_index,  # noqa: E402
+                         write_gt, write_tiff_by_windows)
 
 HADCORE = str(Path(sys.executable).with_name("hadcore"))
 OUT = BENCH / "targets_scale"
@@ -96,46 +97,6 @@ def library(level: float):
     asphalt = level * 0.3 * (1 + 0.4 * (wl - 350) / 2160)
     return SpectralLibrary(names=[TARGET, "grey", "green vegetation", "asphalt"],
                            spectra=np.stack([paint, grey, veg, asphalt]), wavelengths=wl)
-
-
-def write_big(path: Path, H, W, B, block_fn, wl, rows_per_write=256):
-    """(H, W, B) float32 tiled BigTIFF written strip by strip, with band wavelengths as hadcore's write_cube
-    writes them; under a temporary name, renamed at the end."""
-    import warnings
-
-    import rasterio
-    from rasterio.windows import Window
-
-    prof = dict(driver="GTiff", height=H, width=W, count=B, dtype="float32", tiled=True, blockxsize=256,
-                blockysize=256, interleave="pixel", BIGTIFF="YES")
-    tmp = path.with_name(path.stem + ".part.tif")
-    with rasterio.Env(GDAL_CACHEMAX=1536 * MB), warnings.catch_warnings():
-        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-        with rasterio.open(tmp, "w", **prof) as dst:
-            for i in range(B):
-                dst.set_band_description(i + 1, f"{float(wl[i]):.4f} nanometers")
-                dst.update_tags(i + 1, wavelength=f"{float(wl[i]):.6g}", wavelength_units="nanometers")
-            for r0 in range(0, H, rows_per_write):
-                r1 = min(H, r0 + rows_per_write)
-                strip = block_fn(r0, r1)
-                dst.write(np.ascontiguousarray(np.moveaxis(strip, 2, 0)), window=Window(0, r0, W, r1 - r0))
-                del strip
-                print(f"  rows {r1}/{H}", flush=True)
-    os.replace(tmp, path)
-
-
-def write_mask(path: Path, m: np.ndarray):
-    import warnings
-
-    import rasterio
-
-    tmp = path.with_name(path.stem + ".part.tif")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-        with rasterio.open(tmp, "w", driver="GTiff", height=m.shape[0], width=m.shape[1], count=1, dtype="uint8",
-                           tiled=True, blockxsize=256, blockysize=256, compress="deflate") as dst:
-            dst.write(m.astype(np.uint8), 1)
-    os.replace(tmp, path)
 
 
 def cmd_make(a):
@@ -191,9 +152,9 @@ def cmd_make(a):
         return s
 
     la0, t0 = load(), time.perf_counter()
-    write_big(big, H, W, B, block, wl)
+    write_tiff_by_windows(big, H, W, B, block, wavelengths=wl, progress=True)
     write_s = time.perf_counter() - t0
-    write_mask(truth_path, truth)
+    write_gt(truth_path, truth)
     write_library(lib, OUT / "lib.sli", overwrite=True)
     # the single tile with 5 implanted pixels: the baseline run (interpreter and libraries)
     small = cube.copy()
@@ -203,7 +164,7 @@ def cmd_make(a):
     write_cube(OUT / "small_100x100x191.tif", small, wavelengths=wl, wavelength_units="nanometers", overwrite=True)
     st = np.zeros(th * tw, bool)
     st[sidx] = True
-    write_mask(OUT / "small_100x100x191_truth.tif", st.reshape(th, tw))
+    write_gt(OUT / "small_100x100x191_truth.tif", st.reshape(th, tw))
     m = {"params": p, "file": str(big), "shape": f"{H}x{W}x{B}", "bytes": big.stat().st_size,
          "GB": round(big.stat().st_size / 1e9, 2), "write_s": round(write_s, 1), "load_before": la0,
          "load_after": load(), "wavelengths_nm": [round(float(x), 3) for x in (wl[0], wl[-1])],
